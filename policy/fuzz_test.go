@@ -1,0 +1,366 @@
+package policy
+
+import (
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Pools the fuzz target builds rules from. appDef's rules are all expressible with them.
+var (
+	fuzzZones   = []string{"office", "vpn", "blocked-ish"}
+	fuzzUsers   = []string{"alice", "bob", "Alice"}
+	fuzzGroups  = []string{"admins", "staff", "contractors"}
+	fuzzMethods = []string{"GET", "head", "POST", "DELETE"}
+	fuzzPaths   = []string{
+		"/admin/*", "/api/*", "/esign/*", "/healthz", "/static/*", "/favicon.ico", "/assets/*.css", "/",
+		"/*", "/API", "/a/?", "/[a-c]*/x", `/files/\*`, "/ÄRGER/*", "/\u212Aelvin", "/esign/*/sign",
+	}
+)
+
+const fuzzRuleBytes = 6
+
+// fuzzDef builds up to 8 rules from b, fuzzRuleBytes bytes each:
+//
+//	0: bit 0 action, bit 1 auth, bit 2 named
+//	1: bits 0-2 zones, bits 3-5 not-zones
+//	2: bits 0-2 users, bits 3-5 groups
+//	3: bits 0-2 not-groups, bits 3-6 methods
+//	4-5: paths (16 bits)
+//
+// and the default from ctl bits 4 (Allow) and 5 (AuthNone).
+func fuzzDef(b []byte, ctl byte) Def {
+	pick := func(pool []string, bits int) []string {
+		var out []string
+		for i, s := range pool {
+			if bits&(1<<i) != 0 {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	def := Def{Name: "fuzz", Default: Action(ctl >> 4 & 1), DefaultAuth: Auth(ctl >> 5 & 1)}
+	for i := 0; len(b) >= fuzzRuleBytes && i < 8; i++ {
+		r := RuleDef{
+			Action:    Action(b[0] & 1),
+			Auth:      Auth(b[0] >> 1 & 1),
+			Zones:     pick(fuzzZones, int(b[1])),
+			NotZones:  pick(fuzzZones, int(b[1]>>3)),
+			Users:     pick(fuzzUsers, int(b[2])),
+			Groups:    pick(fuzzGroups, int(b[2]>>3)),
+			NotGroups: pick(fuzzGroups, int(b[3])),
+			Methods:   pick(fuzzMethods, int(b[3]>>3)),
+			Paths:     pick(fuzzPaths, int(b[4])|int(b[5])<<8),
+		}
+		if b[0]&4 != 0 {
+			r.Name = fmt.Sprintf("r%d", i)
+		}
+		if r.Action == Allow && r.Auth == AuthNone && len(r.Users)+len(r.Groups)+len(r.NotGroups) > 0 {
+			r.Auth = AuthUser // Compile refuses this combination
+		}
+		def.Rules = append(def.Rules, r)
+		b = b[fuzzRuleBytes:]
+	}
+	return def
+}
+
+// encodeDef is the inverse of fuzzDef for rules built from the pools, to seed the corpus.
+func encodeDef(t testing.TB, def Def) ([]byte, byte) {
+	bits := func(pool, list []string) int {
+		n := 0
+		for _, s := range list {
+			i := slices.Index(pool, s)
+			if i < 0 {
+				t.Fatalf("%q is not in the fuzz pools", s)
+			}
+			n |= 1 << i
+		}
+		return n
+	}
+	var b []byte
+	for _, r := range def.Rules {
+		p := bits(fuzzPaths, r.Paths)
+		b = append(b,
+			byte(r.Action)|byte(r.Auth)<<1|4,
+			byte(bits(fuzzZones, r.Zones)|bits(fuzzZones, r.NotZones)<<3),
+			byte(bits(fuzzUsers, r.Users)|bits(fuzzGroups, r.Groups)<<3),
+			byte(bits(fuzzGroups, r.NotGroups)|bits(fuzzMethods, r.Methods)<<3),
+			byte(p), byte(p>>8))
+	}
+	return b, byte(def.Default)<<4 | byte(def.DefaultAuth)<<5
+}
+
+// fuzzFacts builds facts from ctl (bits 0-2 zones, bit 3 authenticated) and strings. A path
+// starting with "!" is made longer than MaxGlobPath.
+func fuzzFacts(ctl byte, user, groups, method, p string) Facts {
+	f := Facts{Authenticated: ctl&8 != 0, User: user, Method: method, Path: p}
+	for i := range 3 {
+		if ctl&(1<<i) != 0 {
+			f.Zones = f.Zones.With(i)
+		}
+	}
+	if groups != "" {
+		f.Groups = strings.Split(groups, ",")
+	}
+	if strings.HasPrefix(p, "!") {
+		f.Path = "/" + strings.Repeat("a/", MaxGlobPath/2) + p[1:]
+	}
+	return f
+}
+
+func FuzzEvaluate(f *testing.F) {
+	rules, defCtl := encodeDef(f, appDef())
+	add := func(fa Facts) {
+		ctl := defCtl
+		for i := range 3 {
+			if fa.Zones.Has(i) {
+				ctl |= 1 << i
+			}
+		}
+		if fa.Authenticated {
+			ctl |= 8
+		}
+		f.Add(rules, ctl, fa.User, strings.Join(fa.Groups, ","), fa.Method, fa.Path)
+	}
+	add(user(inOffice, "ann", admins, "GET", "/ADMIN/users"))
+	add(user(inOffice, "cal", contractors, "GET", "/esign/doc/1"))
+	add(anon(inOffice, "GET", "/esign/doc/1"))
+	add(anon(atHome, "GET", "/Assets/Site.CSS"))
+	add(anon(inBlocked, "HEAD", "/healthz"))
+	add(anon(atHome, "GET", "!x.css"))
+	add(user(inVPN, "alice", []string{"staff"}, "post", "/esign/x/SIGN"))
+	f.Add([]byte{1, 0, 0, 0, 0xff, 0xff}, byte(0x18), "bob", "admins,staff", "GET", "/\u212A/ärger")
+	f.Add([]byte{2, 7, 8, 0, 0, 0, 3, 0, 0x10, 0, 1, 0}, byte(0x30), "", "", "", "/API")
+
+	f.Fuzz(func(t *testing.T, rules []byte, ctl byte, user, groups, method, p string) {
+		def := fuzzDef(rules, ctl)
+		pol, err := Compile(def, testZones)
+		if err != nil {
+			t.Fatalf("Compile: %v", err)
+		}
+		facts := fuzzFacts(ctl, user, groups, method, p)
+		got := pol.Evaluate(&facts)
+		if want := refEvaluate(def, &facts); got != want {
+			t.Fatalf("Evaluate = %+v, reference = %+v\nfacts %+v\ndef %+v", got, want, facts, def)
+		}
+		checkInvariants(t, def, &facts, got)
+	})
+}
+
+// checkInvariants checks properties any decision must have, independently of the reference.
+func checkInvariants(t *testing.T, def Def, f *Facts, d Decision) {
+	t.Helper()
+	if d.Rule < -1 || d.Rule >= len(def.Rules) {
+		t.Fatalf("rule index %d out of range", d.Rule)
+	}
+	if d.Outcome == OutcomeAuthenticate && f.Authenticated {
+		t.Fatalf("authenticate for an authenticated user: %v", d)
+	}
+	wantReason := map[Outcome][2]Reason{ // by rule, by default
+		OutcomeAllow:        {ReasonRuleAllow, ReasonDefaultAllow},
+		OutcomeDeny:         {ReasonRuleDeny, ReasonDefaultDeny},
+		OutcomeAuthenticate: {ReasonAuthRequired, ReasonAuthRequired},
+	}[d.Outcome]
+	if d.Rule >= 0 && d.Reason != wantReason[0] || d.Rule < 0 && d.Reason != wantReason[1] {
+		t.Fatalf("reason %q does not fit %v", d.Reason, d)
+	}
+	// No rule before the deciding one (all rules, for the default) may have matched.
+	last := d.Rule
+	if last < 0 {
+		last = len(def.Rules)
+	}
+	for j := range last {
+		if refMayMatch(def.Rules[j], f) {
+			t.Fatalf("%v, but rule index %d may match earlier", d, j)
+		}
+	}
+	if d.Rule >= 0 {
+		r := def.Rules[d.Rule]
+		name := r.Name
+		if name == "" {
+			name = fmt.Sprintf("rule %d", d.Rule+1)
+		}
+		if d.RuleName != name {
+			t.Fatalf("RuleName %q, want %q", d.RuleName, name)
+		}
+		if !refMayMatch(r, f) {
+			t.Fatalf("%v, but that rule cannot match", d)
+		}
+	} else if d.RuleName != "" {
+		t.Fatalf("default decision names rule %q", d.RuleName)
+	}
+	if d.Outcome != OutcomeAllow {
+		return
+	}
+	if d.Rule < 0 {
+		if def.Default != Allow || !f.Authenticated && def.DefaultAuth != AuthNone {
+			t.Fatalf("default allow from a default of %v/%v", def.Default, def.DefaultAuth)
+		}
+		return
+	}
+	// An Allow names an Allow rule whose every condition holds for this client.
+	r := def.Rules[d.Rule]
+	if r.Action != Allow || !refRequestHolds(r, f) {
+		t.Fatalf("%v from a rule that does not allow this request", d)
+	}
+	if f.Authenticated && !refSubjectHolds(r, f) {
+		t.Fatalf("%v though the user does not fit the rule", d)
+	}
+	if !f.Authenticated && (r.Auth != AuthNone || len(r.Users)+len(r.Groups)+len(r.NotGroups) > 0) {
+		t.Fatalf("%v for an anonymous client from a rule that needs a user", d)
+	}
+}
+
+// refEvaluate is a naive evaluator written straight from the rules in the package
+// documentation, working on the Def rather than the compiled Policy.
+func refEvaluate(def Def, f *Facts) Decision {
+	for i, r := range def.Rules {
+		if !refRequestHolds(r, f) {
+			continue
+		}
+		name := r.Name
+		if name == "" {
+			name = fmt.Sprintf("rule %d", i+1)
+		}
+		hasSubject := len(r.Users) > 0 || len(r.Groups) > 0 || len(r.NotGroups) > 0
+		if !f.Authenticated {
+			if hasSubject || (r.Action == Allow && r.Auth == AuthUser) {
+				return Decision{OutcomeAuthenticate, ReasonAuthRequired, i, name}
+			}
+		} else if !refSubjectHolds(r, f) {
+			continue
+		}
+		if r.Action == Allow {
+			return Decision{OutcomeAllow, ReasonRuleAllow, i, name}
+		}
+		return Decision{OutcomeDeny, ReasonRuleDeny, i, name}
+	}
+	if def.Default == Allow {
+		if !f.Authenticated && def.DefaultAuth == AuthUser {
+			return Decision{OutcomeAuthenticate, ReasonAuthRequired, -1, ""}
+		}
+		return Decision{OutcomeAllow, ReasonDefaultAllow, -1, ""}
+	}
+	return Decision{OutcomeDeny, ReasonDefaultDeny, -1, ""}
+}
+
+// refMayMatch reports whether rule r matches f as far as can be known: for an anonymous client
+// the user and group conditions are unknown, so only the request conditions count.
+func refMayMatch(r RuleDef, f *Facts) bool {
+	if !refRequestHolds(r, f) {
+		return false
+	}
+	return !f.Authenticated || refSubjectHolds(r, f)
+}
+
+func refRequestHolds(r RuleDef, f *Facts) bool {
+	if len(r.Zones) > 0 {
+		in := false
+		for _, z := range r.Zones {
+			if f.Zones.Has(testZones[z]) {
+				in = true
+			}
+		}
+		if !in {
+			return false
+		}
+	}
+	for _, z := range r.NotZones {
+		if f.Zones.Has(testZones[z]) {
+			return false
+		}
+	}
+	if len(r.Methods) > 0 {
+		ok := false
+		for _, m := range r.Methods {
+			if strings.EqualFold(m, f.Method) {
+				ok = true
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if len(r.Paths) > 0 {
+		ok := false
+		for _, p := range r.Paths {
+			if refPathMatch(r.Action, p, f.Path) {
+				ok = true
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func refSubjectHolds(r RuleDef, f *Facts) bool {
+	if len(r.Users) > 0 && !slices.Contains(r.Users, f.User) {
+		return false
+	}
+	for _, g := range r.NotGroups {
+		if slices.Contains(f.Groups, g) {
+			return false
+		}
+	}
+	if len(r.Groups) > 0 {
+		for _, g := range r.Groups {
+			if slices.Contains(f.Groups, g) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+func refPathMatch(action Action, pattern, p string) bool {
+	if !strings.ContainsAny(pattern, `*?[\`) {
+		return strings.EqualFold(pattern, p)
+	}
+	if prefix, ok := strings.CutSuffix(pattern, "*"); ok && !strings.ContainsAny(prefix, `*?[\`) {
+		// Some leading run of p's runes equals prefix under case folding.
+		for i := range p {
+			if strings.EqualFold(p[:i], prefix) {
+				return true
+			}
+		}
+		return strings.EqualFold(p, prefix)
+	}
+	folded := refFold(p)
+	if len(folded) > MaxGlobPath {
+		return action == Deny
+	}
+	m, err := path.Match(refFold(pattern), folded)
+	return err == nil && m
+}
+
+// refFold replaces each rune with the lowest rune of its case-folding orbit (lower case for ASCII
+// letters), leaving bytes that are not UTF-8 as they are.
+func refFold(s string) string {
+	var b strings.Builder
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		if r == utf8.RuneError && n == 1 {
+			b.WriteByte(s[0])
+			s = s[1:]
+			continue
+		}
+		orbit := []rune{r}
+		for o := unicode.SimpleFold(r); o != r; o = unicode.SimpleFold(o) {
+			orbit = append(orbit, o)
+		}
+		c := slices.Min(orbit)
+		if c < utf8.RuneSelf {
+			c = unicode.ToLower(c)
+		}
+		b.WriteRune(c)
+		s = s[n:]
+	}
+	return b.String()
+}
