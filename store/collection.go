@@ -17,7 +17,7 @@ type Collection[T any] struct {
 func (c Collection[T]) Create(ctx context.Context, id, owner string, expiresAt time.Time, v T) error {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("encoding %s %q: %w", c.Kind, id, err)
+		return fmt.Errorf("encoding a %s record: %w", c.Kind, err)
 	}
 	return c.Store.Create(ctx, Record{Kind: c.Kind, ID: id, Owner: owner, Value: b, ExpiresAt: expiresAt})
 }
@@ -57,7 +57,7 @@ func (c Collection[T]) Update(ctx context.Context, id string, fn func(T) (T, tim
 		}
 		b, err := json.Marshal(nv)
 		if err != nil {
-			return r, fmt.Errorf("encoding %s %q: %w", c.Kind, id, err)
+			return r, fmt.Errorf("encoding a %s record: %w", c.Kind, err)
 		}
 		r.Value = b
 		if !exp.IsZero() {
@@ -99,7 +99,7 @@ func (c Collection[T]) DeleteByOwner(ctx context.Context, owner string) (int, er
 func (c Collection[T]) decode(r Record) (T, error) {
 	var v T
 	if err := json.Unmarshal(r.Value, &v); err != nil {
-		return v, fmt.Errorf("decoding %s %q: %w", c.Kind, r.ID, err)
+		return v, fmt.Errorf("decoding a %s record: %w", c.Kind, err)
 	}
 	return v, nil
 }

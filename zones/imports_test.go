@@ -1,0 +1,48 @@
+package zones
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestImportsOnlyStdlib keeps the package free of third-party code (and so of Caddy and zap):
+// no import of a non-test file may have a dot in its first path element.
+func TestImportsOnlyStdlib(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), name, src, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			path, err := strconv.Unquote(imp.Path.Value)
+			if err != nil {
+				t.Fatalf("%s: import %s: %v", name, imp.Path.Value, err)
+			}
+			first, _, _ := strings.Cut(path, "/")
+			if strings.Contains(first, ".") {
+				t.Errorf("%s imports %q, which is not in the standard library", name, path)
+			}
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("no non-test Go files found")
+	}
+}
