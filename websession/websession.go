@@ -4,6 +4,7 @@ package websession
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -21,6 +22,9 @@ var ErrNoSession = errors.New("websession: no valid session")
 
 // Session is one signed-in browser, as stored.
 type Session struct {
+	// ID names the session in the store, in logs and as the IdP's sid claim. It is the SHA-256
+	// of the secret token in the cookie, so neither the store nor a log line holds a token
+	// that signs anyone in.
 	ID          string        `json:"id"`
 	Kind        string        `json:"kind"`           // "idp" (single sign-on at the issuer) or "gate" (one protected host)
 	Host        string        `json:"host,omitempty"` // the protected host, for gate sessions
@@ -206,7 +210,8 @@ func (m *Manager) recordExpiry(s *Session) time.Time {
 // filled here) and sets the cookie.
 func (m *Manager) Start(w http.ResponseWriter, r *http.Request, s Session) (*Session, error) {
 	now := m.cfg.Now()
-	s.ID = NewID()
+	token := NewID()
+	s.ID = hashToken(token)
 	s.CreatedAt = now
 	s.LastSeenAt = now
 	s.ExpiresAt = now.Add(m.cfg.AbsoluteTimeout)
@@ -214,14 +219,14 @@ func (m *Manager) Start(w http.ResponseWriter, r *http.Request, s Session) (*Ses
 	if err := m.sessions.Create(r.Context(), s.ID, s.UserID, m.recordExpiry(&s), s); err != nil {
 		return nil, fmt.Errorf("starting session: %w", err)
 	}
-	if err := m.setCookie(w, r, s.ID); err != nil {
+	if err := m.setCookie(w, r, token); err != nil {
 		return nil, err
 	}
 	return &s, nil
 }
 
-func (m *Manager) setCookie(w http.ResponseWriter, r *http.Request, id string) error {
-	v, err := securecookie.EncodeMulti(m.cfg.CookieName, []byte(id), m.codecs...)
+func (m *Manager) setCookie(w http.ResponseWriter, r *http.Request, token string) error {
+	v, err := securecookie.EncodeMulti(m.cfg.CookieName, []byte(token), m.codecs...)
 	if err != nil {
 		return fmt.Errorf("signing session cookie: %w", err)
 	}
@@ -298,19 +303,26 @@ func (m *Manager) RevokeChildren(ctx context.Context, userID, parentID string) (
 	return n, nil
 }
 
+// cookieID returns the ID of the session the request's cookie names.
 func (m *Manager) cookieID(r *http.Request) (string, bool) {
 	c, err := r.Cookie(m.cfg.CookieName)
 	if err != nil || c.Value == "" {
 		return "", false
 	}
-	var id []byte
-	if err := securecookie.DecodeMulti(m.cfg.CookieName, c.Value, &id, m.codecs...); err != nil {
+	var token []byte
+	if err := securecookie.DecodeMulti(m.cfg.CookieName, c.Value, &token, m.codecs...); err != nil {
 		return "", false
 	}
-	if len(id) == 0 {
+	if len(token) == 0 {
 		return "", false
 	}
-	return string(id), true
+	return hashToken(string(token)), true
+}
+
+// hashToken turns a cookie's secret token into the session's ID.
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // NewID returns a random 256-bit identifier, URL-safe.
