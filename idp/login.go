@@ -1,0 +1,248 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/zonegate/zonegate/csrf"
+	"github.com/zonegate/zonegate/directory"
+	"github.com/zonegate/zonegate/store"
+	"github.com/zonegate/zonegate/websession"
+)
+
+const (
+	csrfFieldName = csrf.FieldName
+
+	csrfPurposeLogin  = "login"
+	csrfPurposeLogout = "logout"
+
+	// maxFormBytes bounds the body of our form posts.
+	maxFormBytes = 64 << 10
+
+	amrPassword = "pwd"
+)
+
+// handleLoginForm serves GET /login?authRequestID=...: with a usable single-sign-on session
+// the request completes at once; otherwise the form is shown.
+func (p *IdP) handleLoginForm(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	a, ok := p.loadAuthRequest(w, r, r.URL.Query().Get("authRequestID"))
+	if !ok {
+		return
+	}
+	sess, err := p.sessions.Load(r)
+	if err != nil && !errors.Is(err, websession.ErrNoSession) {
+		p.log.ErrorContext(ctx, "idp: loading the sign-in session", slog.Any("error", err))
+		p.renderMessage(w, r, http.StatusServiceUnavailable, "Sign in", msgUnavailable, "")
+		return
+	}
+	if sess != nil && sess.Kind != sessionKind {
+		sess = nil
+	}
+	if sess != nil && p.sessionSatisfies(a, sess) {
+		if _, err := p.storage.activeUser(sess.Username, sess.UserID); err == nil {
+			p.log.DebugContext(ctx, "idp: reusing the single-sign-on session",
+				slog.String("user", sess.Username), slog.String("client_id", a.ClientID))
+			p.complete(w, r, a.ID, sess)
+			return
+		}
+		p.log.InfoContext(ctx, "idp: single-sign-on session of an inactive user ignored", slog.String("user", sess.Username))
+	}
+	if a.hasPrompt(oidc.PromptNone) {
+		op.AuthRequestError(w, r, a, oidc.ErrLoginRequired(), p.op)
+		return
+	}
+	username := a.LoginHint
+	if sess != nil {
+		username = sess.Username
+	}
+	p.showLogin(w, r, http.StatusOK, a, username, "")
+}
+
+// sessionSatisfies reports whether an existing session may complete the request without a
+// new login.
+func (p *IdP) sessionSatisfies(a *authRequest, s *websession.Session) bool {
+	if a.needsFreshLogin(s.AuthTime, p.now()) {
+		return false
+	}
+	return a.HintSubject == "" || a.HintSubject == s.UserID
+}
+
+// handleLoginSubmit serves POST /login: CSRF check, password check, new SSO session,
+// completed request, 303 to op's callback.
+func (p *IdP) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		p.renderMessage(w, r, http.StatusBadRequest, "Sign in", "The sign-in form could not be read.", "")
+		return
+	}
+	a, ok := p.loadAuthRequest(w, r, r.PostFormValue("authRequestID"))
+	if !ok {
+		return
+	}
+	username := strings.TrimSpace(r.PostFormValue("username"))
+	if err := p.csrf.Check(r, csrfPurposeLogin); err != nil {
+		p.log.InfoContext(ctx, "idp: sign-in form refused: CSRF token missing or invalid",
+			slog.String("client_id", a.ClientID), slog.String("remote", r.RemoteAddr))
+		p.showLogin(w, r, http.StatusForbidden, a, username, msgFormExpired)
+		return
+	}
+	u, err := p.users.Authenticate(ctx, username, r.PostFormValue("password"))
+	if err != nil {
+		if errors.Is(err, directory.ErrInvalidCredentials) {
+			reason := "invalid_credentials"
+			var ae *directory.AuthError
+			if errors.As(err, &ae) {
+				reason = ae.Reason
+			}
+			p.log.InfoContext(ctx, "idp: sign-in failed", slog.String("username", username),
+				slog.String("reason", reason), slog.String("client_id", a.ClientID), slog.String("remote", r.RemoteAddr))
+			p.showLogin(w, r, http.StatusUnauthorized, a, username, msgInvalidCredentials)
+			return
+		}
+		p.log.ErrorContext(ctx, "idp: checking a password", slog.String("username", username), slog.Any("error", err))
+		p.showLogin(w, r, http.StatusServiceUnavailable, a, username, msgUnavailable)
+		return
+	}
+
+	if err := p.replaceSession(ctx, r, u); err != nil {
+		p.log.ErrorContext(ctx, "idp: ending the previous session", slog.Any("error", err))
+		p.renderMessage(w, r, http.StatusServiceUnavailable, "Sign in", msgUnavailable, "")
+		return
+	}
+	sess, err := p.sessions.Start(w, r, websession.Session{
+		Kind:     sessionKind,
+		UserID:   u.ID,
+		Username: u.Username,
+		Name:     u.Name,
+		Email:    u.Email,
+		Groups:   slices.Clone(u.Groups),
+		AMR:      []string{amrPassword},
+		AuthTime: p.now().UTC(),
+	})
+	if err != nil {
+		p.log.ErrorContext(ctx, "idp: starting the sign-in session", slog.Any("error", err))
+		p.renderMessage(w, r, http.StatusServiceUnavailable, "Sign in", msgUnavailable, "")
+		return
+	}
+	p.log.InfoContext(ctx, "idp: signed in", slog.String("username", u.Username),
+		slog.String("client_id", a.ClientID), slog.String("remote", r.RemoteAddr))
+	p.complete(w, r, a.ID, sess)
+}
+
+// replaceSession ends the browser's current SSO session before a new sign-in: just the
+// session record when the same user signs in again, everything under it (gate sessions,
+// access tokens) when another user takes over the browser.
+func (p *IdP) replaceSession(ctx context.Context, r *http.Request, u directory.User) error {
+	old, err := p.sessions.Load(r)
+	if errors.Is(err, websession.ErrNoSession) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if old.UserID == u.ID {
+		return p.sessions.Revoke(ctx, old.ID)
+	}
+	return p.EndSession(ctx, old.ID)
+}
+
+// complete marks the auth request as authenticated by the session and sends the browser to
+// op's callback, which issues the code.
+func (p *IdP) complete(w http.ResponseWriter, r *http.Request, id string, s *websession.Session) {
+	ctx := r.Context()
+	_, err := p.storage.authRequests().Update(ctx, id, func(a authRequest) (authRequest, time.Time, error) {
+		a.Completed = true
+		a.UserID = s.UserID
+		a.Username = s.Username
+		a.AuthTime = s.AuthTime
+		a.AMR = slices.Clone(s.AMR)
+		a.SessionID = s.ID
+		return a, time.Time{}, nil
+	})
+	if err != nil {
+		p.authRequestFailed(w, r, err)
+		return
+	}
+	http.Redirect(w, r, op.AuthCallbackURL(p.op)(ctx, id), http.StatusSeeOther)
+}
+
+// loadAuthRequest loads the request a page works on, answering the browser itself when it
+// cannot.
+func (p *IdP) loadAuthRequest(w http.ResponseWriter, r *http.Request, id string) (*authRequest, bool) {
+	a, err := p.storage.authRequest(r.Context(), id)
+	if err != nil {
+		p.authRequestFailed(w, r, err)
+		return nil, false
+	}
+	return a, true
+}
+
+func (p *IdP) authRequestFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errAuthRequestGone) || errors.Is(err, store.ErrNotFound) {
+		p.renderMessage(w, r, http.StatusBadRequest, "Sign-in expired", "",
+			"This sign-in request has expired or is unknown. Go back to the application and sign in again.")
+		return
+	}
+	p.log.ErrorContext(r.Context(), "idp: loading the auth request", slog.Any("error", err))
+	p.renderMessage(w, r, http.StatusServiceUnavailable, "Sign in", msgUnavailable, "")
+}
+
+// showLogin renders the sign-in form with a fresh CSRF token.
+func (p *IdP) showLogin(w http.ResponseWriter, r *http.Request, status int, a *authRequest, username, errMsg string) {
+	token := p.csrf.Token(w, r, csrfPurposeLogin)
+	p.render(w, r, status, "login", pageData{
+		Title:         "Sign in",
+		Error:         errMsg,
+		ClientID:      a.ClientID,
+		AuthRequestID: a.ID,
+		Username:      username,
+		CSRFToken:     token,
+	}, a.RedirectURI)
+}
+
+// handleAuthCallback guards op's /authorize/callback: only the browser holding the session
+// that completed the request may turn it into a code. Without this, anyone who learned an
+// auth request id (say, by sending a victim to /login?authRequestID=... while the victim has
+// a session) could collect a code for the victim's identity.
+func (p *IdP) handleAuthCallback(w http.ResponseWriter, r *http.Request) {
+	// op reads the id from the whole form; with GET only and exactly one id in the query,
+	// the request checked here is the one op completes.
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	ids := r.URL.Query()["id"]
+	if len(ids) != 1 {
+		p.authRequestFailed(w, r, errAuthRequestGone)
+		return
+	}
+	a, ok := p.loadAuthRequest(w, r, ids[0])
+	if !ok {
+		return
+	}
+	sess, err := p.sessions.Load(r)
+	if err != nil && !errors.Is(err, websession.ErrNoSession) {
+		p.log.ErrorContext(r.Context(), "idp: loading the sign-in session", slog.Any("error", err))
+		p.renderMessage(w, r, http.StatusServiceUnavailable, "Sign in", msgUnavailable, "")
+		return
+	}
+	if !a.Completed || sess == nil || a.SessionID == "" || sess.ID != a.SessionID {
+		p.log.InfoContext(r.Context(), "idp: authorization callback refused: not completed by this browser's session",
+			slog.String("client_id", a.ClientID), slog.String("remote", r.RemoteAddr))
+		p.renderMessage(w, r, http.StatusForbidden, "Sign-in not completed", "",
+			"This sign-in was not completed in this browser. Go back to the application and sign in again.")
+		return
+	}
+	p.op.ServeHTTP(w, r)
+}
