@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -197,13 +198,22 @@ func (p *IdP) authRequestFailed(w http.ResponseWriter, r *http.Request, err erro
 	p.renderMessage(w, r, http.StatusServiceUnavailable, "Sign in", msgUnavailable, "")
 }
 
+// destination names where the person is signing in to: the host their browser returns to
+// (what they can check against the address bar), or the client id when that is unclear.
+func destination(a *authRequest) string {
+	if u, err := url.Parse(a.RedirectURI); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return a.ClientID
+}
+
 // showLogin renders the sign-in form with a fresh CSRF token.
 func (p *IdP) showLogin(w http.ResponseWriter, r *http.Request, status int, a *authRequest, username, errMsg string) {
 	token := p.csrf.Token(w, r, csrfPurposeLogin)
 	p.render(w, r, status, "login", pageData{
 		Title:         "Sign in",
 		Error:         errMsg,
-		ClientID:      a.ClientID,
+		ClientID:      destination(a),
 		AuthRequestID: a.ID,
 		Username:      username,
 		CSRFToken:     token,

@@ -1,0 +1,130 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+var update = flag.Bool("update", false, "rewrite the expected JSON of the golden adapt files")
+
+const separator = "\n----------\n"
+
+// TestAdaptGolden adapts each testdata/adapt/*.caddyfiletest (a Caddyfile, a separator line,
+// the expected JSON) and compares, as Caddy's own caddyfile_adapt tests do.
+func TestAdaptGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/adapt/*.caddyfiletest")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden files: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			input, want, found := strings.Cut(string(raw), separator)
+			if !found && !*update {
+				t.Fatalf("%s has no separator line", f)
+			}
+			got, warnings := adapt(t, strings.TrimRight(input, "\n")+"\n")
+			for _, w := range warnings {
+				t.Errorf("warning: %s:%d: %s", w.File, w.Line, w.Message)
+			}
+			if *update {
+				if err := os.WriteFile(f, []byte(input+separator+got+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if strings.TrimSpace(got) != strings.TrimSpace(want) {
+				t.Errorf("adapted JSON differs\n--- got\n%s\n--- want\n%s", got, want)
+			}
+		})
+	}
+}
+
+func adapt(t *testing.T, input string) (string, []caddyconfig.Warning) {
+	t.Helper()
+	out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		t.Fatalf("adapting: %v", err)
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, out, "", "\t"); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String(), warnings
+}
+
+// TestAdaptErrors checks that a bad Caddyfile is refused with the file, the line and what is
+// wrong.
+func TestAdaptErrors(t *testing.T) {
+	const global = "{\n\tzonegate {\n\t\tissuer http://localhost:9091\n\t\tusers u.yaml\n\t\tpolicy p {\n\t\t\tdefault deny\n\t\t}\n\t}\n}\n"
+	cases := []struct {
+		name, input, want string
+	}{
+		{"unknown option", "{\n\tzonegate {\n\t\tisuer x\n\t}\n}\n", `@3@unknown zonegate option "isuer"`},
+		{"rule without action", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t\trule r {\n\t\t\t\tpath /x\n\t\t\t}\n\t\t}\n\t}\n}\n", `@6@rule 1: no action`},
+		{"two actions", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t\trule {\n\t\t\t\tallow\n\t\t\t\tdeny\n\t\t\t}\n\t\t}\n\t}\n}\n", `@6@rule 1: more than one action`},
+		{"unknown condition", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t\trule {\n\t\t\t\tallow\n\t\t\t\tgroups admins\n\t\t\t}\n\t\t}\n\t}\n}\n", `@6@rule 1: unknown condition "groups"`},
+		{"bad allow", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t\trule {\n\t\t\t\tallow everybody\n\t\t\t}\n\t\t}\n\t}\n}\n", `@5@rule 1: allow takes user or anyone`},
+		{"bad default", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t\tdefault maybe\n\t\t}\n\t}\n}\n", `@4@default takes deny, or allow [user|anyone]`},
+		{"duplicate policy", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t}\n\t\tpolicy p {\n\t\t}\n\t}\n}\n", `@6@policy "p" is defined twice`},
+		{"client without redirect", "{\n\tzonegate {\n\t\tclient app {\n\t\t\tsecret s\n\t\t}\n\t}\n}\n", `@5@client "app": no redirect_uri`},
+		{"bad duration", "{\n\tzonegate {\n\t\tsession {\n\t\t\tidle_timeout soon\n\t\t}\n\t}\n}\n", `@4@session idle_timeout: "soon" is not a positive duration`},
+		{"idle longer than absolute", "{\n\tzonegate {\n\t\tsession {\n\t\t\tidle_timeout 2h\n\t\t\tabsolute_timeout 1h\n\t\t}\n\t}\n}\n", `session idle_timeout is longer than absolute_timeout`},
+		{"unknown storage", "{\n\tzonegate {\n\t\tstorage etcd\n\t}\n}\n", `@3@unknown storage "etcd" (use bolt)`},
+		{"gate unknown policy", global + "http://localhost:9090 {\n\tzonegate_gate nope {\n\t\turl http://localhost:9090\n\t}\n}\n", `@13@zonegate_gate: unknown policy "nope" (defined: p)`},
+		{"gate without url", global + "http://localhost:9090 {\n\tzonegate_gate p\n}\n", `@11@zonegate_gate: no url`},
+		{"gate bad url", global + "http://localhost:9090 {\n\tzonegate_gate p {\n\t\turl localhost:9090/app\n\t}\n}\n", `must be the site's absolute base URL`},
+		{"gate without option", "http://localhost:9090 {\n\tzonegate_gate p {\n\t\turl http://localhost:9090\n\t}\n}\n", `@4@zonegate_gate needs the global zonegate option`},
+		{"gate bad preset", global + "http://localhost:9090 {\n\tzonegate_gate p {\n\t\turl http://localhost:9090\n\t\theaders nginx\n\t}\n}\n", `@13@unknown header preset "nginx"`},
+		{"gate bad header", global + "http://localhost:9090 {\n\tzonegate_gate p {\n\t\turl http://localhost:9090\n\t\theader role X-Role\n\t}\n}\n", `@13@unknown identity header "role"`},
+		{"idp with args", global + "http://localhost:9091 {\n\tzonegate_idp extra\n}\n", `@11@zonegate_idp takes no arguments`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(tc.input), map[string]any{"filename": "Caddyfile"})
+			if err == nil {
+				t.Fatalf("adapted without error; want %q", tc.want)
+			}
+			// A want of "@N@message" means: the message, at line N of the file.
+			want, line := tc.want, ""
+			if strings.HasPrefix(want, "@") {
+				parts := strings.SplitN(want[1:], "@", 2)
+				line, want = parts[0], parts[1]
+			}
+			if !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %q\nwant it to contain %q", err, want)
+			}
+			if line != "" && !strings.HasSuffix(err.Error(), "at Caddyfile:"+line) {
+				t.Fatalf("error %q\nwant it to name Caddyfile:%s", err, line)
+			}
+		})
+	}
+}
+
+// TestExampleIsGolden keeps the golden copy of the README's demo config in step with it.
+func TestExampleIsGolden(t *testing.T) {
+	example, err := os.ReadFile("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden, err := os.ReadFile("testdata/adapt/example.caddyfiletest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	input, _, _ := strings.Cut(string(golden), separator)
+	if strings.TrimSpace(input) != strings.TrimSpace(string(example)) {
+		t.Fatal("testdata/adapt/example.caddyfiletest does not start with Caddyfile.example: copy it and run go test ./caddymodule -update")
+	}
+}

@@ -1,0 +1,356 @@
+// Package caddymodule adapts zonegate to Caddy: the zonegate app, its HTTP handlers, storage
+// modules, Caddyfile syntax and subcommands.
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/zonegate/zonegate/csrf"
+	"github.com/zonegate/zonegate/directory"
+	"github.com/zonegate/zonegate/idp"
+	"github.com/zonegate/zonegate/policy"
+	"github.com/zonegate/zonegate/store"
+	"github.com/zonegate/zonegate/websession"
+	"github.com/zonegate/zonegate/zones"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// gateClientID is the OIDC client the gates use to sign people in through the embedded IdP.
+const gateClientID = "zonegate-gate"
+
+// App is the zonegate Caddy app. It owns the long-lived state that the handlers share: the
+// store, the users, the zones, the policies, the session managers and the embedded identity
+// provider. It is configured by the global `zonegate` Caddyfile option.
+type App struct {
+	// Issuer is the embedded IdP's issuer URL, e.g. "https://login.example.com". The site that
+	// serves it uses the zonegate_idp handler. Plain http is accepted for localhost only.
+	Issuer string `json:"issuer,omitempty"`
+
+	// UsersFile is the YAML users file (Authelia's format). Changes are picked up while running.
+	UsersFile string `json:"users_file,omitempty"`
+
+	// StorageRaw is the storage module. Default: the embedded bolt store in Caddy's data
+	// directory (zonegate/zonegate.db).
+	StorageRaw json.RawMessage `json:"storage,omitempty" caddy:"namespace=zonegate.storage inline_key=module"`
+
+	// Session configures web sessions, at the IdP and at every gate.
+	Session SessionConfig `json:"session,omitempty"`
+
+	// Zones are the named network zones, in order.
+	Zones []ZoneConfig `json:"zones,omitempty"`
+
+	// Policies are the named policies gates refer to.
+	Policies []PolicyConfig `json:"policies,omitempty"`
+
+	// Clients are the OIDC clients (apps) that sign in through the embedded IdP.
+	Clients []ClientConfig `json:"clients,omitempty"`
+
+	ctx      caddy.Context
+	logger   *slog.Logger
+	storeMod StorageModule
+	store    store.Store
+	users    *directory.File
+	zones    *zones.Table
+	policies map[string]*policy.Policy
+	secrets  secrets
+	cache    *websession.Cache
+	idp      *idp.IdP
+	idpSess  *websession.Manager
+	csrf     *csrf.Protector
+}
+
+// SessionConfig configures web sessions.
+type SessionConfig struct {
+	// IdleTimeout ends a session unused for this long. Default 1h.
+	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+	// AbsoluteTimeout ends a session this long after sign-in. Default 12h.
+	AbsoluteTimeout caddy.Duration `json:"absolute_timeout,omitempty"`
+	// Persistent keeps the cookies across browser restarts (until the absolute timeout).
+	// Default false: cookies end with the browser session.
+	Persistent bool `json:"persistent,omitempty"`
+	// CacheTTL is how long a gate reuses a session read from the store. Default 2s.
+	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
+}
+
+// ZoneConfig is one named network zone.
+type ZoneConfig struct {
+	Name string `json:"name"`
+	// Blocklist zones deny every request from them, before any sign-in, on every site.
+	Blocklist bool `json:"blocklist,omitempty"`
+	// Entries are CIDRs, single addresses and ranges (a-b), IPv4 or IPv6.
+	Entries []string `json:"entries,omitempty"`
+}
+
+// PolicyConfig is one named policy: ordered rules, first match wins.
+type PolicyConfig struct {
+	Name  string       `json:"name"`
+	Rules []RuleConfig `json:"rules,omitempty"`
+	// Default is "deny" (the default) or "allow" when no rule matches.
+	Default string `json:"default,omitempty"`
+	// DefaultAuth is what a default allow needs: "user" (default) or "anyone".
+	DefaultAuth string `json:"default_auth,omitempty"`
+}
+
+// RuleConfig is one rule. Every condition given must hold for the rule to match.
+type RuleConfig struct {
+	Name string `json:"name,omitempty"`
+	// Action is "allow" or "deny".
+	Action string `json:"action"`
+	// Auth is what an allow needs: "user" (a signed-in user, the default) or "anyone".
+	Auth      string   `json:"auth,omitempty"`
+	Zones     []string `json:"zones,omitempty"`
+	NotZones  []string `json:"not_zones,omitempty"`
+	Users     []string `json:"users,omitempty"`
+	Groups    []string `json:"groups,omitempty"`
+	NotGroups []string `json:"not_groups,omitempty"`
+	Methods   []string `json:"methods,omitempty"`
+	Paths     []string `json:"paths,omitempty"`
+}
+
+// ClientConfig is an OIDC client of the embedded IdP.
+type ClientConfig struct {
+	ID string `json:"id"`
+	// Secret makes a confidential client; without one the client is public and must use PKCE.
+	Secret                 string   `json:"secret,omitempty"`
+	RedirectURIs           []string `json:"redirect_uris,omitempty"`
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "zonegate",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision opens the store and builds users, zones, policies, sessions and the IdP.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
+	a.logger = ctx.Slogger()
+
+	if a.StorageRaw == nil {
+		a.StorageRaw = json.RawMessage(`{"module":"bolt"}`)
+	}
+	mod, err := ctx.LoadModule(a, "StorageRaw")
+	if err != nil {
+		return fmt.Errorf("loading zonegate storage: %w", err)
+	}
+	sm, ok := mod.(StorageModule)
+	if !ok {
+		return fmt.Errorf("zonegate storage module %T is not a StorageModule", mod)
+	}
+	a.storeMod = sm
+	a.store, err = sm.OpenStore(ctx)
+	if err != nil {
+		return err
+	}
+
+	a.secrets, err = loadSecrets(ctx, a.store)
+	if err != nil {
+		return err
+	}
+
+	defs := make([]zones.Def, 0, len(a.Zones))
+	for _, z := range a.Zones {
+		defs = append(defs, zones.Def{Name: z.Name, Blocklist: z.Blocklist, Entries: z.Entries})
+	}
+	a.zones, err = zones.Compile(defs)
+	if err != nil {
+		return fmt.Errorf("zonegate zones: %w", err)
+	}
+
+	a.policies = make(map[string]*policy.Policy, len(a.Policies))
+	for _, pc := range a.Policies {
+		def, err := pc.def()
+		if err != nil {
+			return err
+		}
+		p, err := policy.Compile(def, a.zones)
+		if err != nil {
+			return fmt.Errorf("zonegate: %w", err)
+		}
+		if _, dup := a.policies[pc.Name]; dup {
+			return fmt.Errorf("zonegate: policy %q is defined twice", pc.Name)
+		}
+		a.policies[pc.Name] = p
+	}
+
+	if a.Issuer == "" {
+		return nil // gates then need an external issuer (not yet supported)
+	}
+	if a.UsersFile == "" {
+		return errors.New("zonegate: the embedded IdP (issuer) needs a users file (users <path>)")
+	}
+	a.users, err = directory.OpenFile(a.UsersFile, directory.Options{Logger: a.logger})
+	if err != nil {
+		return fmt.Errorf("zonegate: %w", err)
+	}
+
+	a.cache = websession.NewCache()
+	a.idpSess, err = a.newSessionManager("zonegate_idp")
+	if err != nil {
+		return err
+	}
+	a.csrf, err = csrf.New(a.secrets.CSRFKey, "zonegate_csrf")
+	if err != nil {
+		return err
+	}
+	clients := make([]idp.Client, 0, len(a.Clients)+1)
+	for _, c := range a.Clients {
+		clients = append(clients, idp.Client{
+			ID: c.ID, Secret: c.Secret, RedirectURIs: c.RedirectURIs,
+			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+		})
+	}
+	clients = append(clients, idp.Client{ID: gateClientID, Secret: a.secrets.GateClientSecret, IDTokenUserinfoClaims: true})
+	a.idp, err = idp.New(ctx, idp.Config{
+		Issuer:    a.Issuer,
+		Store:     a.store,
+		Users:     a.users,
+		Sessions:  a.idpSess,
+		CSRF:      a.csrf,
+		CryptoKey: a.secrets.OIDCCryptoKey,
+		Clients:   clients,
+		Logger:    a.logger.With("component", "idp"),
+	})
+	if err != nil {
+		return fmt.Errorf("zonegate: starting the IdP: %w", err)
+	}
+	return nil
+}
+
+// newSessionManager returns a session manager for one cookie, sharing the app's cache.
+func (a *App) newSessionManager(cookie string) (*websession.Manager, error) {
+	m, err := websession.New(websession.Config{
+		Store:           a.store,
+		CookieName:      cookie,
+		Keys:            [][]byte{a.secrets.CookieKey},
+		Persistent:      a.Session.Persistent,
+		IdleTimeout:     time.Duration(a.Session.IdleTimeout),
+		AbsoluteTimeout: time.Duration(a.Session.AbsoluteTimeout),
+		CacheTTL:        time.Duration(a.Session.CacheTTL),
+		Cache:           a.cache,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("zonegate sessions: %w", err)
+	}
+	return m, nil
+}
+
+// Validate checks the configuration.
+func (a *App) Validate() error {
+	if a.Issuer != "" {
+		u, err := url.Parse(a.Issuer)
+		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			return fmt.Errorf("zonegate: issuer %q is not an absolute http(s) URL", a.Issuer)
+		}
+	}
+	return nil
+}
+
+// Start implements caddy.App.
+func (a *App) Start() error { return nil }
+
+// Stop implements caddy.App.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases what Provision took (the store goes back to its pool).
+func (a *App) Cleanup() error {
+	var errs []error
+	if a.users != nil {
+		errs = append(errs, a.users.Close())
+	}
+	if a.storeMod != nil {
+		errs = append(errs, a.storeMod.CloseStore())
+	}
+	return errors.Join(errs...)
+}
+
+// policy returns a named policy or an error that lists the defined ones.
+func (a *App) policy(name string) (*policy.Policy, error) {
+	if p, ok := a.policies[name]; ok {
+		return p, nil
+	}
+	names := make([]string, 0, len(a.policies))
+	for n := range a.policies {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return nil, fmt.Errorf("unknown policy %q: the zonegate option defines no policies", name)
+	}
+	return nil, fmt.Errorf("unknown policy %q (defined: %s)", name, strings.Join(names, ", "))
+}
+
+func (pc PolicyConfig) def() (policy.Def, error) {
+	d := policy.Def{Name: pc.Name}
+	var err error
+	if d.Default, err = parseAction(pc.Default, "deny"); err != nil {
+		return d, fmt.Errorf("zonegate: policy %q: default: %w", pc.Name, err)
+	}
+	if d.DefaultAuth, err = parseAuth(pc.DefaultAuth); err != nil {
+		return d, fmt.Errorf("zonegate: policy %q: default: %w", pc.Name, err)
+	}
+	for i, rc := range pc.Rules {
+		r := policy.RuleDef{
+			Name: rc.Name, Zones: rc.Zones, NotZones: rc.NotZones, Users: rc.Users,
+			Groups: rc.Groups, NotGroups: rc.NotGroups, Methods: rc.Methods, Paths: rc.Paths,
+		}
+		if r.Action, err = parseAction(rc.Action, ""); err != nil {
+			return d, fmt.Errorf("zonegate: policy %q: rule %d: %w", pc.Name, i+1, err)
+		}
+		if r.Auth, err = parseAuth(rc.Auth); err != nil {
+			return d, fmt.Errorf("zonegate: policy %q: rule %d: %w", pc.Name, i+1, err)
+		}
+		d.Rules = append(d.Rules, r)
+	}
+	return d, nil
+}
+
+func parseAction(s, def string) (policy.Action, error) {
+	if s == "" {
+		s = def
+	}
+	switch s {
+	case "allow":
+		return policy.Allow, nil
+	case "deny":
+		return policy.Deny, nil
+	}
+	return policy.Deny, fmt.Errorf("action %q is not allow or deny", s)
+}
+
+func parseAuth(s string) (policy.Auth, error) {
+	switch s {
+	case "", "user":
+		return policy.AuthUser, nil
+	case "anyone":
+		return policy.AuthNone, nil
+	}
+	return policy.AuthUser, fmt.Errorf("%q is not user or anyone", s)
+}
+
+// Health reports whether the store answers.
+func (a *App) Health(ctx context.Context) error { return a.store.Health(ctx) }
+
+// Interface guards.
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,435 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("zonegate", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("zonegate_gate", parseGate)
+	httpcaddyfile.RegisterHandlerDirective("zonegate_idp", parseIdP)
+	// The gate decides before anything answers or proxies, after rewrites (so it sees the path
+	// the backend will see) and basic_auth.
+	httpcaddyfile.RegisterDirectiveOrder("zonegate_gate", httpcaddyfile.After, "basic_auth")
+	httpcaddyfile.RegisterDirectiveOrder("zonegate_idp", httpcaddyfile.Before, "respond")
+}
+
+// parseGlobalOption parses the global zonegate option into the zonegate app. Syntax:
+//
+//	zonegate {
+//	    issuer <url>                  # the embedded IdP, served by zonegate_idp on that site
+//	    users <path>                  # YAML users file (Authelia's format)
+//	    storage bolt [<path>]         # default: zonegate/zonegate.db in Caddy's data directory
+//	    session {
+//	        idle_timeout <duration>   # default 1h
+//	        absolute_timeout <duration> # default 12h
+//	        persistent                # cookies survive a browser restart
+//	        cache_ttl <duration>      # default 2s
+//	    }
+//	    zone <name> [<cidr|ip|a-b>...] {
+//	        blocklist                 # deny everything from this zone, before sign-in
+//	        <cidr|ip|a-b>...
+//	    }
+//	    policy <name> {
+//	        rule [<name>] {           # first matching rule wins
+//	            allow [user|anyone]   # or: deny
+//	            zone <zone>...        # client in any of these zones
+//	            not_zone <zone>...
+//	            user <username>...
+//	            group <group>...
+//	            not_group <group>...
+//	            method <METHOD>...
+//	            path <pattern>...     # /exact, /prefix/*, or a glob
+//	        }
+//	        default deny|allow [user|anyone]   # when no rule matches; deny if not given
+//	    }
+//	    client <id> {                 # an OIDC app signing in through the IdP
+//	        secret <secret>           # omit for a public client (PKCE required)
+//	        redirect_uri <uri>...
+//	        post_logout_redirect_uri <uri>...
+//	    }
+//	}
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		return nil, d.Err("the zonegate option is given twice")
+	}
+	app := new(App)
+	d.Next() // option name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "issuer":
+			if !d.AllArgs(&app.Issuer) {
+				return nil, d.ArgErr()
+			}
+		case "users":
+			if !d.AllArgs(&app.UsersFile) {
+				return nil, d.ArgErr()
+			}
+		case "storage":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			switch d.Val() {
+			case "bolt":
+				var b BoltStorage
+				if d.NextArg() {
+					b.Path = d.Val()
+				}
+				if d.NextArg() {
+					return nil, d.ArgErr()
+				}
+				app.StorageRaw = caddyconfig.JSONModuleObject(b, "module", "bolt", nil)
+			default:
+				return nil, d.Errf("unknown storage %q (use bolt)", d.Val())
+			}
+		case "session":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			if err := parseSession(d, &app.Session); err != nil {
+				return nil, err
+			}
+		case "zone":
+			z, err := parseZone(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Zones = append(app.Zones, z)
+		case "policy":
+			p, err := parsePolicy(d)
+			if err != nil {
+				return nil, err
+			}
+			for _, other := range app.Policies {
+				if other.Name == p.Name {
+					return nil, d.Errf("policy %q is defined twice", p.Name)
+				}
+			}
+			app.Policies = append(app.Policies, p)
+		case "client":
+			c, err := parseClient(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Clients = append(app.Clients, c)
+		default:
+			return nil, d.Errf("unknown zonegate option %q (want issuer, users, storage, session, zone, policy or client)", d.Val())
+		}
+	}
+	return httpcaddyfile.App{Name: "zonegate", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+func parseSession(d *caddyfile.Dispenser, s *SessionConfig) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		switch opt {
+		case "idle_timeout", "absolute_timeout", "cache_ttl":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("session %s: %q is not a positive duration", opt, v)
+			}
+			switch opt {
+			case "idle_timeout":
+				s.IdleTimeout = caddy.Duration(dur)
+			case "absolute_timeout":
+				s.AbsoluteTimeout = caddy.Duration(dur)
+			default:
+				s.CacheTTL = caddy.Duration(dur)
+			}
+		case "persistent":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			s.Persistent = true
+		default:
+			return d.Errf("unknown session option %q (want idle_timeout, absolute_timeout, persistent or cache_ttl)", opt)
+		}
+	}
+	if s.IdleTimeout > 0 && s.AbsoluteTimeout > 0 && s.IdleTimeout > s.AbsoluteTimeout {
+		return d.Err("session idle_timeout is longer than absolute_timeout")
+	}
+	return nil
+}
+
+func parseZone(d *caddyfile.Dispenser) (ZoneConfig, error) {
+	var z ZoneConfig
+	if !d.NextArg() {
+		return z, d.ArgErr()
+	}
+	z.Name = d.Val()
+	z.Entries = append(z.Entries, d.RemainingArgs()...)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() == "blocklist" {
+			if d.NextArg() {
+				return z, d.ArgErr()
+			}
+			z.Blocklist = true
+			continue
+		}
+		z.Entries = append(z.Entries, d.Val())
+		z.Entries = append(z.Entries, d.RemainingArgs()...)
+	}
+	return z, nil
+}
+
+func parsePolicy(d *caddyfile.Dispenser) (PolicyConfig, error) {
+	var p PolicyConfig
+	if !d.NextArg() {
+		return p, d.ArgErr()
+	}
+	p.Name = d.Val()
+	if d.NextArg() {
+		return p, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "rule":
+			r, err := parseRule(d, len(p.Rules)+1)
+			if err != nil {
+				return p, err
+			}
+			p.Rules = append(p.Rules, r)
+		case "default":
+			args := d.RemainingArgs()
+			switch {
+			case len(args) == 1 && args[0] == "deny":
+				p.Default = "deny"
+			case len(args) >= 1 && len(args) <= 2 && args[0] == "allow":
+				p.Default = "allow"
+				if len(args) == 2 {
+					if args[1] != "user" && args[1] != "anyone" {
+						return p, d.Errf("default allow %q: want user or anyone", args[1])
+					}
+					p.DefaultAuth = args[1]
+				}
+			default:
+				return p, d.Err("default takes deny, or allow [user|anyone]")
+			}
+		default:
+			return p, d.Errf("unknown policy option %q (want rule or default)", d.Val())
+		}
+	}
+	return p, nil
+}
+
+func parseRule(d *caddyfile.Dispenser, n int) (RuleConfig, error) {
+	var r RuleConfig
+	if d.NextArg() {
+		r.Name = d.Val()
+	}
+	if d.NextArg() {
+		return r, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		key := d.Val()
+		args := d.RemainingArgs()
+		switch key {
+		case "allow":
+			if r.Action != "" {
+				return r, d.Errf("rule %d: more than one action", n)
+			}
+			r.Action = "allow"
+			switch {
+			case len(args) == 0:
+			case len(args) == 1 && (args[0] == "user" || args[0] == "anyone"):
+				r.Auth = args[0]
+			default:
+				return r, d.Errf("rule %d: allow takes user or anyone", n)
+			}
+		case "deny":
+			if r.Action != "" {
+				return r, d.Errf("rule %d: more than one action", n)
+			}
+			if len(args) != 0 {
+				return r, d.ArgErr()
+			}
+			r.Action = "deny"
+		case "zone", "not_zone", "user", "group", "not_group", "method", "path":
+			if len(args) == 0 {
+				return r, d.Errf("rule %d: %s needs at least one value", n, key)
+			}
+			switch key {
+			case "zone":
+				r.Zones = append(r.Zones, args...)
+			case "not_zone":
+				r.NotZones = append(r.NotZones, args...)
+			case "user":
+				r.Users = append(r.Users, args...)
+			case "group":
+				r.Groups = append(r.Groups, args...)
+			case "not_group":
+				r.NotGroups = append(r.NotGroups, args...)
+			case "method":
+				for _, m := range args {
+					r.Methods = append(r.Methods, strings.ToUpper(m))
+				}
+			case "path":
+				r.Paths = append(r.Paths, args...)
+			}
+		default:
+			return r, d.Errf("rule %d: unknown condition %q (want allow, deny, zone, not_zone, user, group, not_group, method or path)", n, key)
+		}
+	}
+	if r.Action == "" {
+		return r, d.Errf("rule %d: no action: add allow [user|anyone] or deny", n)
+	}
+	return r, nil
+}
+
+func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
+	var c ClientConfig
+	if !d.NextArg() {
+		return c, d.ArgErr()
+	}
+	c.ID = d.Val()
+	if d.NextArg() {
+		return c, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "secret":
+			if !d.AllArgs(&c.Secret) {
+				return c, d.ArgErr()
+			}
+		case "redirect_uri":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return c, d.ArgErr()
+			}
+			c.RedirectURIs = append(c.RedirectURIs, args...)
+		case "post_logout_redirect_uri":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return c, d.ArgErr()
+			}
+			c.PostLogoutRedirectURIs = append(c.PostLogoutRedirectURIs, args...)
+		default:
+			return c, d.Errf("client %q: unknown option %q (want secret, redirect_uri or post_logout_redirect_uri)", c.ID, d.Val())
+		}
+	}
+	if len(c.RedirectURIs) == 0 {
+		return c, d.Errf("client %q: no redirect_uri", c.ID)
+	}
+	return c, nil
+}
+
+// parseGate sets up the gate. Syntax:
+//
+//	zonegate_gate [<policy>] {
+//	    policy <name>             # a policy of the zonegate option (or give it as the argument)
+//	    url <base url>            # this site's external URL, e.g. https://app.example.com
+//	    headers default|authelia|oauth2-proxy   # identity header names (default: X-Remote-*)
+//	    header user|email|name|groups|assertion <Header-Name|off>
+//	}
+func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	g := new(Gate)
+	h.Next()
+	if h.NextArg() {
+		g.Policy = h.Val()
+	}
+	if h.NextArg() {
+		return nil, h.ArgErr()
+	}
+	for h.NextBlock(0) {
+		switch h.Val() {
+		case "policy":
+			if !h.AllArgs(&g.Policy) {
+				return nil, h.ArgErr()
+			}
+		case "url":
+			if !h.AllArgs(&g.URL) {
+				return nil, h.ArgErr()
+			}
+		case "headers":
+			if !h.AllArgs(&g.HeaderPreset) {
+				return nil, h.ArgErr()
+			}
+			switch g.HeaderPreset {
+			case "default", "authelia", "oauth2-proxy":
+			default:
+				return nil, h.Errf("unknown header preset %q (want default, authelia or oauth2-proxy)", g.HeaderPreset)
+			}
+		case "header":
+			var which, name string
+			if !h.AllArgs(&which, &name) {
+				return nil, h.ArgErr()
+			}
+			switch which {
+			case "user", "email", "name", "groups", "assertion":
+			default:
+				return nil, h.Errf("unknown identity header %q (want user, email, name, groups or assertion)", which)
+			}
+			if name == "off" {
+				name = ""
+			}
+			if g.Headers == nil {
+				g.Headers = make(map[string]string)
+			}
+			g.Headers[which] = name
+		default:
+			return nil, h.Errf("unknown zonegate_gate option %q (want policy, url, headers or header)", h.Val())
+		}
+	}
+	if g.Policy == "" {
+		return nil, h.Err("zonegate_gate: no policy (zonegate_gate <policy> or policy <name>)")
+	}
+	if g.URL == "" {
+		return nil, h.Err("zonegate_gate: no url (the site's external base URL, e.g. url https://app.example.com)")
+	}
+	if err := g.Validate(); err != nil {
+		return nil, h.Err(err.Error())
+	}
+	if err := checkPolicyDefined(h, g.Policy); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// checkPolicyDefined reports, with the file and line of the gate, a policy name that the global
+// zonegate option does not define.
+func checkPolicyDefined(h httpcaddyfile.Helper, name string) error {
+	opt, ok := h.Option("zonegate").(httpcaddyfile.App)
+	if !ok {
+		return h.Err("zonegate_gate needs the global zonegate option (issuer, users, policies)")
+	}
+	var app App
+	if err := json.Unmarshal(opt.Value, &app); err != nil {
+		return h.Errf("reading the zonegate option: %v", err)
+	}
+	var names []string
+	for _, p := range app.Policies {
+		if p.Name == name {
+			return nil
+		}
+		names = append(names, p.Name)
+	}
+	if len(names) == 0 {
+		return h.Errf("zonegate_gate: unknown policy %q: the zonegate option defines no policies", name)
+	}
+	return h.Errf("zonegate_gate: unknown policy %q (defined: %s)", name, strings.Join(names, ", "))
+}
+
+// parseIdP sets up the IdP handler. Syntax:
+//
+//	zonegate_idp
+func parseIdP(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	h.Next()
+	if h.NextArg() || h.NextBlock(0) {
+		return nil, h.Err("zonegate_idp takes no arguments: the issuer and users are set in the global zonegate option")
+	}
+	return new(IdPHandler), nil
+}
