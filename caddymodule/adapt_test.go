@@ -89,6 +89,11 @@ func TestAdaptErrors(t *testing.T) {
 		{"gate without option", "http://localhost:9090 {\n\tzonegate_gate p {\n\t\turl http://localhost:9090\n\t}\n}\n", `@4@zonegate_gate needs the global zonegate option`},
 		{"gate bad preset", global + "http://localhost:9090 {\n\tzonegate_gate p {\n\t\turl http://localhost:9090\n\t\theaders nginx\n\t}\n}\n", `@13@unknown header preset "nginx"`},
 		{"gate bad header", global + "http://localhost:9090 {\n\tzonegate_gate p {\n\t\turl http://localhost:9090\n\t\theader role X-Role\n\t}\n}\n", `@13@unknown identity header "role"`},
+		{"bad zone entry", "{\n\tzonegate {\n\t\tzone office 10.0.0.0/8 {\n\t\t\t192.168.1.1/16\n\t\t}\n\t}\n}\n", `@4@zone "office": `},
+		{"bad zone range", "{\n\tzonegate {\n\t\tzone lab 10.0.0.9-10.0.0.1\n\t}\n}\n", `@3@zone "lab": `},
+		{"duplicate zone", "{\n\tzonegate {\n\t\tzone a 10.0.0.0/8\n\t\tzone a 11.0.0.0/8\n\t}\n}\n", `name already used`},
+		{"rule names unknown zone", "{\n\tzonegate {\n\t\tzone office 10.0.0.0/8\n\t\tpolicy p {\n\t\t\trule r {\n\t\t\t\tallow\n\t\t\t\tzone ofice\n\t\t\t}\n\t\t}\n\t}\n}\n", `unknown zone "ofice" (policy at line 4)`},
+		{"bad path pattern", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t\trule {\n\t\t\t\tdeny\n\t\t\t\tpath admin/*\n\t\t\t}\n\t\t}\n\t}\n}\n", `(policy at line 3)`},
 		{"idp with args", global + "http://localhost:9091 {\n\tzonegate_idp extra\n}\n", `@11@zonegate_idp takes no arguments`},
 	}
 	for _, tc := range cases {

@@ -9,6 +9,9 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/zonegate/zonegate/policy"
+	"github.com/zonegate/zonegate/zones"
 )
 
 func init() {
@@ -61,6 +64,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		return nil, d.Err("the zonegate option is given twice")
 	}
 	app := new(App)
+	var policyLines []int
 	d.Next() // option name
 	if d.NextArg() {
 		return nil, d.ArgErr()
@@ -106,6 +110,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			app.Zones = append(app.Zones, z)
 		case "policy":
+			policyLines = append(policyLines, d.Line())
 			p, err := parsePolicy(d)
 			if err != nil {
 				return nil, err
@@ -126,7 +131,34 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			return nil, d.Errf("unknown zonegate option %q (want issuer, users, storage, session, zone, policy or client)", d.Val())
 		}
 	}
+	if err := checkZonesAndPolicies(d, app, policyLines); err != nil {
+		return nil, err
+	}
 	return httpcaddyfile.App{Name: "zonegate", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// checkZonesAndPolicies compiles the zones and policies as the app will, so a mistake (a
+// duplicate zone, a rule naming a zone that does not exist, a bad path pattern) is reported
+// with the file and line when the Caddyfile is adapted, not later without them.
+func checkZonesAndPolicies(d *caddyfile.Dispenser, app *App, policyLines []int) error {
+	defs := make([]zones.Def, 0, len(app.Zones))
+	for _, z := range app.Zones {
+		defs = append(defs, zones.Def{Name: z.Name, Blocklist: z.Blocklist, Entries: z.Entries})
+	}
+	table, err := zones.Compile(defs)
+	if err != nil {
+		return d.Errf("%v", err)
+	}
+	for i, pc := range app.Policies {
+		def, err := pc.def()
+		if err == nil {
+			_, err = policy.Compile(def, table)
+		}
+		if err != nil {
+			return d.Errf("%v (policy at line %d)", strings.TrimPrefix(err.Error(), "zonegate: "), policyLines[i])
+		}
+	}
+	return nil
 }
 
 func parseSession(d *caddyfile.Dispenser, s *SessionConfig) error {
@@ -171,7 +203,19 @@ func parseZone(d *caddyfile.Dispenser) (ZoneConfig, error) {
 		return z, d.ArgErr()
 	}
 	z.Name = d.Val()
-	z.Entries = append(z.Entries, d.RemainingArgs()...)
+	// Each entry is checked where it is written, so the error names its line.
+	add := func(entry string) error {
+		if _, _, err := zones.ParseEntry(entry); err != nil {
+			return d.Errf("zone %q: entry %q: %v", z.Name, entry, err)
+		}
+		z.Entries = append(z.Entries, entry)
+		return nil
+	}
+	for d.NextArg() {
+		if err := add(d.Val()); err != nil {
+			return z, err
+		}
+	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		if d.Val() == "blocklist" {
 			if d.NextArg() {
@@ -180,8 +224,14 @@ func parseZone(d *caddyfile.Dispenser) (ZoneConfig, error) {
 			z.Blocklist = true
 			continue
 		}
-		z.Entries = append(z.Entries, d.Val())
-		z.Entries = append(z.Entries, d.RemainingArgs()...)
+		if err := add(d.Val()); err != nil {
+			return z, err
+		}
+		for d.NextArg() {
+			if err := add(d.Val()); err != nil {
+				return z, err
+			}
+		}
 	}
 	return z, nil
 }

@@ -82,10 +82,10 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 			ClientSecret: app.secrets.GateClientSecret,
 			HTTPClient:   app.idp.InProcessClient(),
 		},
-		Headers: headers,
-		Signer:  app.idp,
+		Headers:       headers,
+		Signer:        app.idp,
 		EndIdPSession: app.idp.EndSession,
-		Logger:  ctx.Slogger(),
+		Logger:        ctx.Slogger(),
 	})
 	if err != nil {
 		return fmt.Errorf("zonegate_gate: %w", err)

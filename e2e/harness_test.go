@@ -175,8 +175,8 @@ func (g *gateway) logs() string { return g.out.String() }
 type client struct {
 	t     *testing.T
 	trace []string // "METHOD URL -> status Location" of every request, for failure messages
-	http *http.Client
-	jar  *cookiejar.Jar
+	http  *http.Client
+	jar   *cookiejar.Jar
 }
 
 func newClient(t *testing.T) *client {
