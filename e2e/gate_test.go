@@ -206,8 +206,12 @@ func TestSignInHeadersAndSpoofing(t *testing.T) {
 	}
 
 	// Signed in, a client still cannot add or replace identity headers.
-	got = headersJSON(t, c.do("GET", e.gate+"/headers", nil, spoofed...))
+	got = headersJSON(t, c.do("GET", e.gate+"/headers", nil, append(spoofed, "Cookie: app_theme=dark")...))
 	assertNoSpoof(t, got)
+	// The app gets its own cookies, never zonegate's session token.
+	if strings.Contains(got["Cookie"], "zonegate_") || !strings.Contains(got["Cookie"], "app_theme=dark") {
+		t.Errorf("backend Cookie header %q: want app_theme and no zonegate_ cookie", got["Cookie"])
+	}
 	if got["X-Remote-User"] != "alice" {
 		t.Errorf("X-Remote-User = %q after spoofing, want alice", got["X-Remote-User"])
 	}

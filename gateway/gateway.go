@@ -352,6 +352,7 @@ func (g *Gate) allow(w http.ResponseWriter, r *http.Request, s *websession.Sessi
 		}
 		g.setIdentity(r.Header, e)
 	}
+	stripOwnCookies(r.Header)
 	if g.log.Enabled(r.Context(), slog.LevelDebug) {
 		g.logDecision(r, slog.LevelDebug, "access allowed", d, s, zm, clientIP, "")
 	}
