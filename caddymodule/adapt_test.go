@@ -94,6 +94,8 @@ func TestAdaptErrors(t *testing.T) {
 		{"duplicate zone", "{\n\tzonegate {\n\t\tzone a 10.0.0.0/8\n\t\tzone a 11.0.0.0/8\n\t}\n}\n", `name already used`},
 		{"rule names unknown zone", "{\n\tzonegate {\n\t\tzone office 10.0.0.0/8\n\t\tpolicy p {\n\t\t\trule r {\n\t\t\t\tallow\n\t\t\t\tzone ofice\n\t\t\t}\n\t\t}\n\t}\n}\n", `unknown zone "ofice" (policy at line 4)`},
 		{"bad path pattern", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t\trule {\n\t\t\t\tdeny\n\t\t\t\tpath admin/*\n\t\t\t}\n\t\t}\n\t}\n}\n", `(policy at line 3)`},
+		{"oidc without client_id", global + "http://localhost:9090 {\n\tzonegate_gate p {\n\t\turl http://localhost:9090\n\t\toidc {\n\t\t\tissuer https://idp.example.com\n\t\t}\n\t}\n}\n", `@15@oidc needs issuer and client_id`},
+		{"oidc unknown option", global + "http://localhost:9090 {\n\tzonegate_gate p {\n\t\turl http://localhost:9090\n\t\toidc {\n\t\t\tissuer_url https://idp.example.com\n\t\t}\n\t}\n}\n", `@14@unknown oidc option "issuer_url"`},
 		{"idp with args", global + "http://localhost:9091 {\n\tzonegate_idp extra\n}\n", `@11@zonegate_idp takes no arguments`},
 	}
 	for _, tc := range cases {

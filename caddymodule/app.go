@@ -124,6 +124,7 @@ type RuleConfig struct {
 type ClientConfig struct {
 	ID string `json:"id"`
 	// Secret makes a confidential client; without one the client is public and must use PKCE.
+	// Placeholders such as {env.NAME} or {file./run/secrets/x} keep it out of the config.
 	Secret                 string   `json:"secret,omitempty"`
 	RedirectURIs           []string `json:"redirect_uris,omitempty"`
 	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
@@ -189,8 +190,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.policies[pc.Name] = p
 	}
 
+	a.cache = websession.NewCache()
+	a.csrf, err = csrf.New(a.secrets.CSRFKey, "zonegate_csrf")
+	if err != nil {
+		return err
+	}
 	if a.Issuer == "" {
-		return nil // gates then need an external issuer (not yet supported)
+		return nil // no embedded IdP: gates sign people in through an external issuer
 	}
 	if a.UsersFile == "" {
 		return errors.New("zonegate: the embedded IdP (issuer) needs a users file (users <path>)")
@@ -199,20 +205,19 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("zonegate: %w", err)
 	}
-
-	a.cache = websession.NewCache()
 	a.idpSess, err = a.newSessionManager("zonegate_idp")
 	if err != nil {
 		return err
 	}
-	a.csrf, err = csrf.New(a.secrets.CSRFKey, "zonegate_csrf")
-	if err != nil {
-		return err
-	}
 	clients := make([]idp.Client, 0, len(a.Clients)+1)
+	repl := caddy.NewReplacer() // secrets may be {env.NAME} or {file./path}
 	for _, c := range a.Clients {
+		secret := repl.ReplaceKnown(c.Secret, "")
+		if c.Secret != "" && secret == "" {
+			return fmt.Errorf("zonegate: client %q: secret is empty once its placeholders are replaced", c.ID)
+		}
 		clients = append(clients, idp.Client{
-			ID: c.ID, Secret: c.Secret, RedirectURIs: c.RedirectURIs,
+			ID: c.ID, Secret: secret, RedirectURIs: c.RedirectURIs,
 			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		})
 	}

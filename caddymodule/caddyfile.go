@@ -384,6 +384,13 @@ func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
 //	    url <base url>            # this site's external URL, e.g. https://app.example.com
 //	    headers default|authelia|oauth2-proxy   # identity header names (default: X-Remote-*)
 //	    header user|email|name|groups|assertion <Header-Name|off>
+//	    oidc {                    # sign in through an external issuer instead of the embedded IdP
+//	        issuer <url>
+//	        client_id <id>
+//	        client_secret <secret>  # e.g. {env.OKTA_CLIENT_SECRET} or {file./run/secrets/okta}
+//	        scopes <scope>...       # default: openid profile email groups
+//	        groups_claim <claim>    # default: groups
+//	    }
 //	}
 func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	g := new(Gate)
@@ -430,8 +437,17 @@ func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 				g.Headers = make(map[string]string)
 			}
 			g.Headers[which] = name
+		case "oidc":
+			if h.NextArg() {
+				return nil, h.ArgErr()
+			}
+			o, err := parseGateOIDC(h.Dispenser)
+			if err != nil {
+				return nil, err
+			}
+			g.OIDC = o
 		default:
-			return nil, h.Errf("unknown zonegate_gate option %q (want policy, url, headers or header)", h.Val())
+			return nil, h.Errf("unknown zonegate_gate option %q (want policy, url, headers, header or oidc)", h.Val())
 		}
 	}
 	if g.Policy == "" {
@@ -449,12 +465,47 @@ func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	return g, nil
 }
 
+func parseGateOIDC(d *caddyfile.Dispenser) (*GateOIDC, error) {
+	o := new(GateOIDC)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "issuer":
+			if !d.AllArgs(&o.Issuer) {
+				return nil, d.ArgErr()
+			}
+		case "client_id":
+			if !d.AllArgs(&o.ClientID) {
+				return nil, d.ArgErr()
+			}
+		case "client_secret":
+			if !d.AllArgs(&o.ClientSecret) {
+				return nil, d.ArgErr()
+			}
+		case "scopes":
+			o.Scopes = d.RemainingArgs()
+			if len(o.Scopes) == 0 {
+				return nil, d.ArgErr()
+			}
+		case "groups_claim":
+			if !d.AllArgs(&o.GroupsClaim) {
+				return nil, d.ArgErr()
+			}
+		default:
+			return nil, d.Errf("unknown oidc option %q (want issuer, client_id, client_secret, scopes or groups_claim)", d.Val())
+		}
+	}
+	if o.Issuer == "" || o.ClientID == "" {
+		return nil, d.Err("oidc needs issuer and client_id")
+	}
+	return o, nil
+}
+
 // checkPolicyDefined reports, with the file and line of the gate, a policy name that the global
 // zonegate option does not define.
 func checkPolicyDefined(h httpcaddyfile.Helper, name string) error {
 	opt, ok := h.Option("zonegate").(httpcaddyfile.App)
 	if !ok {
-		return h.Err("zonegate_gate needs the global zonegate option (issuer, users, policies)")
+		return h.Err("zonegate_gate needs the global zonegate option (zones, policies, and issuer and users for the embedded IdP)")
 	}
 	var app App
 	if err := json.Unmarshal(opt.Value, &app); err != nil {

@@ -33,9 +33,26 @@ type Gate struct {
 	// Headers overrides single header names of the preset: keys user, email, name, groups,
 	// assertion; an empty value turns that header off.
 	Headers map[string]string `json:"headers,omitempty"`
+	// OIDC signs people in through an external issuer (Okta, Entra ID, another zonegate)
+	// instead of the embedded IdP.
+	OIDC *GateOIDC `json:"oidc,omitempty"`
 
 	gate  *gateway.Gate
 	zones *zones.Table
+}
+
+// GateOIDC is a gate's external OpenID Connect issuer.
+type GateOIDC struct {
+	// Issuer is the issuer URL (discovery at Issuer + /.well-known/openid-configuration).
+	Issuer string `json:"issuer"`
+	// ClientID and ClientSecret are the gate's client at the issuer; register the redirect URI
+	// <url>/.zonegate/callback there.
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret,omitempty"`
+	// Scopes asked for. Default: openid profile email groups.
+	Scopes []string `json:"scopes,omitempty"`
+	// GroupsClaim names the claim with the user's groups. Default "groups".
+	GroupsClaim string `json:"groups_claim,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -57,9 +74,6 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("zonegate_gate: %w", err)
 	}
-	if app.idp == nil {
-		return fmt.Errorf("zonegate_gate: no issuer: set issuer in the global zonegate option")
-	}
 	headers, err := g.headerNames()
 	if err != nil {
 		return err
@@ -68,27 +82,48 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	g.zones = app.zones
-	g.gate, err = gateway.New(gateway.Config{
+	cfg := gateway.Config{
 		URL:      strings.TrimRight(g.URL, "/"),
 		Policy:   pol,
 		Zones:    app.zones,
 		Sessions: sess,
 		Store:    app.store,
 		CSRF:     app.csrf,
-		OIDC: gateway.OIDC{
+		Headers:  headers,
+		Logger:   ctx.Slogger(),
+	}
+	switch {
+	case g.OIDC != nil:
+		// {env.NAME} and {file./path} keep the secret out of the config file.
+		secret := caddy.NewReplacer().ReplaceKnown(g.OIDC.ClientSecret, "")
+		if g.OIDC.ClientSecret != "" && secret == "" {
+			return fmt.Errorf("zonegate_gate: oidc client_secret is empty once its placeholders are replaced")
+		}
+		cfg.OIDC = gateway.OIDC{
+			Issuer: g.OIDC.Issuer, ClientID: g.OIDC.ClientID, ClientSecret: secret,
+			Scopes: g.OIDC.Scopes, GroupsClaim: g.OIDC.GroupsClaim,
+		}
+	case app.idp != nil:
+		cfg.OIDC = gateway.OIDC{
 			Issuer:       app.Issuer,
 			ClientID:     gateClientID,
 			ClientSecret: app.secrets.GateClientSecret,
 			HTTPClient:   app.idp.InProcessClient(),
-		},
-		Headers:       headers,
-		Signer:        app.idp,
-		EndIdPSession: app.idp.EndSession,
-		Logger:        ctx.Slogger(),
-	})
+		}
+		cfg.EndIdPSession = app.idp.EndSession
+	default:
+		return fmt.Errorf("zonegate_gate: no issuer: set issuer in the global zonegate option, or oidc in the gate")
+	}
+	if app.idp != nil {
+		cfg.Signer = app.idp // the assertion header is signed with the embedded IdP's keys
+	}
+	g.zones = app.zones
+	g.gate, err = gateway.New(cfg)
 	if err != nil {
 		return fmt.Errorf("zonegate_gate: %w", err)
+	}
+	if g.OIDC != nil {
+		return nil
 	}
 	if err := app.idp.AddRedirectURI(gateClientID, g.gate.CallbackURL()); err != nil {
 		return fmt.Errorf("zonegate_gate: registering the callback with the IdP: %w", err)
@@ -132,6 +167,15 @@ func (g *Gate) Validate() error {
 	u, err := url.Parse(g.URL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || (u.Path != "" && u.Path != "/") {
 		return fmt.Errorf("zonegate_gate: url %q must be the site's absolute base URL, like https://app.example.com", g.URL)
+	}
+	if g.OIDC != nil {
+		iu, err := url.Parse(g.OIDC.Issuer)
+		if err != nil || iu.Host == "" || (iu.Scheme != "http" && iu.Scheme != "https") {
+			return fmt.Errorf("zonegate_gate: oidc issuer %q must be an absolute http(s) URL", g.OIDC.Issuer)
+		}
+		if g.OIDC.ClientID == "" {
+			return fmt.Errorf("zonegate_gate: oidc needs a client_id")
+		}
 	}
 	return nil
 }

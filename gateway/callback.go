@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -153,6 +154,9 @@ func (g *Gate) finishLogin(w http.ResponseWriter, r *http.Request) (string, *web
 	if err := idt.Claims(&cl); err != nil {
 		return "", nil, badCallback("id_token_claims", fmt.Errorf("reading the ID token's claims: %w", err))
 	}
+	if err := g.readGroups(idt.Claims, &cl); err != nil {
+		return "", nil, badCallback("id_token_claims", err)
+	}
 	if cl.Subject == "" {
 		return "", nil, badCallback("id_token_claims", errors.New("the ID token has no sub"))
 	}
@@ -217,6 +221,9 @@ func (g *Gate) fillFromUserinfo(ctx context.Context, rp *relyingParty, tok *oaut
 	if err := ui.Claims(&u); err != nil {
 		return badCallback("userinfo_failed", fmt.Errorf("reading userinfo claims: %w", err))
 	}
+	if err := g.readGroups(ui.Claims, &u); err != nil {
+		return badCallback("userinfo_failed", err)
+	}
 	if subtle.ConstantTimeCompare([]byte(u.Subject), []byte(cl.Subject)) != 1 {
 		return badCallback("userinfo_subject_mismatch", errors.New("userinfo is about another subject than the ID token"))
 	}
@@ -232,6 +239,31 @@ func (g *Gate) fillFromUserinfo(ctx context.Context, rp *relyingParty, tok *oaut
 	if cl.Groups == nil {
 		cl.Groups = u.Groups
 	}
+	return nil
+}
+
+// readGroups fills cl.Groups from the configured groups claim when it is not "groups". A
+// claim that is present but not a list of strings fails the sign-in rather than dropping the
+// user's groups.
+func (g *Gate) readGroups(claims func(any) error, cl *idClaims) error {
+	name := g.cfg.OIDC.GroupsClaim
+	if name == "" || name == "groups" {
+		return nil
+	}
+	var all map[string]json.RawMessage
+	if err := claims(&all); err != nil {
+		return fmt.Errorf("reading claims: %w", err)
+	}
+	raw, ok := all[name]
+	if !ok {
+		cl.Groups = nil
+		return nil
+	}
+	var groups []string
+	if err := json.Unmarshal(raw, &groups); err != nil {
+		return fmt.Errorf("claim %q is not a list of strings", name)
+	}
+	cl.Groups = groups
 	return nil
 }
 

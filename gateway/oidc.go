@@ -25,6 +25,9 @@ type OIDC struct {
 	// HTTPClient reaches the issuer. Nil means http.DefaultClient; the embedded IdP passes its
 	// in-process client.
 	HTTPClient *http.Client
+	// GroupsClaim names the claim that holds the user's groups (a list of strings), for issuers
+	// that do not call it "groups" (Entra ID app roles: "roles"). Default "groups".
+	GroupsClaim string
 }
 
 // DefaultScopes are the scopes asked for when OIDC.Scopes is empty.
