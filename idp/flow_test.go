@@ -817,18 +817,22 @@ func TestDiscovery(t *testing.T) {
 	if d.Issuer != e.issuer || !slices.Equal(d.Algs, []string{"ES256"}) || !slices.Equal(d.Methods, []string{"S256"}) {
 		t.Errorf("discovery: %+v", d)
 	}
-	if !slices.Contains(d.Scopes, "groups") || slices.Contains(d.Scopes, "offline_access") {
+	if !slices.Contains(d.Scopes, "groups") || !slices.Contains(d.Scopes, "offline_access") || slices.Contains(d.Scopes, "phone") {
 		t.Errorf("scopes_supported %v", d.Scopes)
 	}
-	if slices.Contains(d.Grants, "refresh_token") {
-		t.Errorf("grant_types_supported %v advertises refresh_token", d.Grants)
+	for _, g := range []string{"authorization_code", "refresh_token", "client_credentials"} {
+		if !slices.Contains(d.Grants, g) {
+			t.Errorf("grant_types_supported %v lacks %s", d.Grants, g)
+		}
 	}
 	if d.EndSess != e.issuer+"/end_session" {
 		t.Errorf("end_session_endpoint %q", d.EndSess)
 	}
 }
 
-func TestRefreshTokenNotSupported(t *testing.T) {
+// A client without the refresh_token grant gets no refresh token, even with offline_access,
+// and may not use the grant.
+func TestRefreshTokenNeedsGrant(t *testing.T) {
 	e := newEnv(t)
 	r := newRP(t, context.Background(), e.issuer, webClientID, webClientSecret, webRedirect, gooidc.ScopeOpenID, gooidc.ScopeOfflineAccess)
 	f := r.start()
@@ -843,7 +847,7 @@ func TestRefreshTokenNotSupported(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := readAll(t, resp)
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "unsupported_grant_type") {
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "unauthorized_client") {
 		t.Errorf("refresh grant: %d %s", resp.StatusCode, body)
 	}
 }

@@ -2,12 +2,34 @@
 //
 // The protocol endpoints (discovery, JWKS, authorize, token, userinfo, introspection,
 // revocation) come from github.com/zitadel/oidc's op package; this package supplies the storage
-// behind them (auth requests, single-use codes and access tokens in a store.Store, an ES256
-// signing key kept in the store), the login and sign-out pages, and the single-sign-on session.
+// behind them (auth requests, single-use codes, access and refresh tokens in a store.Store,
+// rotating signing keys kept in the store), the login and sign-out pages, and the
+// single-sign-on session.
 //
-// Only the authorization code flow is offered. Public clients (no secret) must use PKCE with
-// S256; every client that sends a code_challenge must use S256. Refresh tokens are not issued
-// yet. Redirect URIs match exactly.
+// Grants: the authorization code flow for every client (unless its GrantTypes say
+// otherwise); refresh tokens for clients with the refresh_token grant that ask for
+// offline_access; client_credentials for confidential clients that have that grant (service
+// accounts: the token's subject is the client id, no ID token).
+//
+// Public clients (no secret) must use PKCE with S256; every client that sends a
+// code_challenge must use S256. Redirect URIs match exactly.
+//
+// Refresh tokens are opaque random values stored only as their SHA-256. Each sign-in starts
+// a family; every use rotates the token (the old one stops working) and presenting a
+// rotated token again revokes the whole family, refresh and access tokens alike. Revoking a
+// refresh token (RFC 7009) or ending the sign-in session it came from ends the family too.
+// A disabled or removed user cannot refresh. A family expires RefreshTokenLifetime after the
+// sign-in, however often it is used.
+//
+// Scopes: unknown scopes and scopes the client is not allowed are dropped from the grant (as
+// op does for unknown scopes), never refused; the token response's scope says what was
+// granted. A refresh that asks for a scope beyond the original grant is refused
+// (invalid_scope), as op does.
+//
+// Signing keys are a set {current, next, previous} in the store. Rotation is lazy: the first
+// SigningKey or KeySet call after the current key is older than Config.KeyRotation promotes
+// next to current (compare-and-swap, so nodes agree). The JWKS publishes all three, previous
+// until the tokens it signed have expired.
 package idp
 
 import (
@@ -23,7 +45,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
@@ -36,8 +57,11 @@ import (
 
 // Default lifetimes.
 const (
-	DefaultAccessTokenLifetime = 10 * time.Minute
-	DefaultIDTokenLifetime     = 10 * time.Minute
+	DefaultAccessTokenLifetime  = 10 * time.Minute
+	DefaultIDTokenLifetime      = 10 * time.Minute
+	DefaultRefreshTokenLifetime = 30 * 24 * time.Hour
+	// DefaultKeyRotation is how long a signing key signs before the next one takes over.
+	DefaultKeyRotation = 30 * 24 * time.Hour
 
 	authRequestLifetime = 10 * time.Minute
 	authCodeLifetime    = time.Minute
@@ -79,6 +103,29 @@ type Client struct {
 	// IDTokenUserinfoClaims puts the userinfo claims (name, email, groups, ...) of the granted
 	// scopes into the ID token too, not only behind the userinfo endpoint.
 	IDTokenUserinfoClaims bool
+	// GrantTypes are the grants the client may use: GrantAuthorizationCode,
+	// GrantRefreshToken (needs GrantAuthorizationCode) and GrantClientCredentials (needs a
+	// Secret). Empty means authorization_code only.
+	GrantTypes []string
+	// Scopes are the scopes the client may be granted; requested scopes outside them are
+	// dropped. With the authorization_code grant they must include "openid". Empty means
+	// openid, profile, email, groups and offline_access (the last only with the
+	// refresh_token grant) for users, and none for client_credentials tokens. Scopes other
+	// than those are passed through into access tokens (introspection shows them).
+	Scopes []string
+	// AccessTokenLifetime overrides Config.AccessTokenLifetime for this client; 0 keeps it.
+	AccessTokenLifetime time.Duration
+	// RefreshTokenLifetime is how long a refresh token family lives from the sign-in,
+	// however often it is rotated (absolute). Default DefaultRefreshTokenLifetime (30 days).
+	RefreshTokenLifetime time.Duration
+	// CORSOrigins are browser origins ("https://app.example.com", "http://localhost:9093":
+	// scheme, host and port only) allowed to call the token, userinfo, JWKS, discovery,
+	// revocation and introspection endpoints cross-origin. They are pooled: an origin any
+	// client lists is allowed on those endpoints. No credentials (cookies) are allowed.
+	CORSOrigins []string
+	// SigningAlgorithm signs the client's ID tokens: AlgES256 (default) or AlgRS256 for
+	// legacy relying parties. RS256 keeps an RSA key set next to the EC one.
+	SigningAlgorithm string
 }
 
 // Config configures an IdP.
@@ -87,7 +134,7 @@ type Config struct {
 	// trailing slash.
 	// Plain http only for localhost, 127.0.0.1 and ::1.
 	Issuer string
-	// Store keeps auth requests, codes, access tokens and the signing key.
+	// Store keeps auth requests, codes, access and refresh tokens, and the signing keys.
 	Store store.Store
 	// Users checks passwords and finds users.
 	Users Directory
@@ -104,6 +151,10 @@ type Config struct {
 	AccessTokenLifetime time.Duration
 	// IDTokenLifetime defaults to 10 minutes.
 	IDTokenLifetime time.Duration
+	// KeyRotation is how long a signing key is current before the next one replaces it,
+	// checked lazily whenever a key is needed. 0 means DefaultKeyRotation (30 days);
+	// negative means never.
+	KeyRotation time.Duration
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
@@ -125,13 +176,17 @@ type IdP struct {
 	idTokenLifetime     time.Duration
 
 	clients *clientRegistry
-	keys    *keyPair
+	keys    *keyManager
 	storage *opStorage
 	op      *op.Provider
 	mux     *http.ServeMux
+
+	corsPaths map[string]bool // endpoints that answer CORS requests; set once in New
+	tokenPath string          // the token endpoint's path
 }
 
-// New checks cfg, loads or creates the signing key and returns the IdP.
+// New checks cfg, loads or creates the signing keys (completing a key record written by an
+// older version) and returns the IdP.
 func New(ctx context.Context, cfg Config) (*IdP, error) {
 	issuerURL, err := parseIssuer(cfg.Issuer)
 	if err != nil {
@@ -150,6 +205,9 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 		return nil, errors.New("idp: crypto key is all zeros")
 	case cfg.AccessTokenLifetime < 0 || cfg.IDTokenLifetime < 0:
 		return nil, errors.New("idp: token lifetimes must be positive")
+	}
+	if cfg.KeyRotation == 0 {
+		cfg.KeyRotation = DefaultKeyRotation
 	}
 	if cfg.AccessTokenLifetime == 0 {
 		cfg.AccessTokenLifetime = DefaultAccessTokenLifetime
@@ -176,23 +234,20 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 		accessTokenLifetime: cfg.AccessTokenLifetime,
 		idTokenLifetime:     cfg.IDTokenLifetime,
 	}
-	p.clients = newClientRegistry(p)
+	p.clients = newClientRegistry()
 	for i, c := range cfg.Clients {
 		if err := p.clients.add(c); err != nil {
 			return nil, fmt.Errorf("idp: client %d: %w", i+1, err)
 		}
 	}
 
-	p.keys, err = loadOrCreateSigningKey(ctx, cfg.Store, cfg.Now)
-	if err != nil {
+	p.keys = newKeyManager(cfg.Store, cfg.Now, cfg.KeyRotation, previousKeyGrace(cfg.IDTokenLifetime), cfg.Logger)
+	if err := p.keys.init(ctx, p.clients.usesRSA()); err != nil {
 		return nil, fmt.Errorf("idp: %w", err)
 	}
 	p.storage = &opStorage{p: p}
 
-	opts := []op.Option{
-		// No origin gets CORS headers (browser apps are not served cross-origin yet).
-		op.WithCORSOptions(&cors.Options{AllowOriginFunc: func(string) bool { return false }}),
-	}
+	opts := []op.Option{op.WithCORSOptions(p.corsOptions())}
 	if issuerURL.Scheme == "http" {
 		opts = append(opts, op.WithAllowInsecure())
 	}
@@ -202,7 +257,8 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 		CodeMethodS256:           true,
 		AuthMethodPost:           true,
 		SupportedUILocales:       []language.Tag{language.English},
-		SupportedScopes:          []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, scopeGroups},
+		SupportedScopes:          []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, scopeGroups, oidc.ScopeOfflineAccess},
+		GrantTypeRefreshToken:    true,
 		SupportedClaims: []string{
 			"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "amr", "c_hash", "at_hash",
 			"azp", "sid", "preferred_username", "name", "email", "email_verified", claimGroups,
@@ -211,6 +267,8 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 	if err != nil {
 		return nil, fmt.Errorf("idp: creating the OpenID provider: %w", err)
 	}
+	p.setCORSPaths()
+	p.tokenPath = p.op.TokenEndpoint().Relative()
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+pathLogin, p.handleLoginForm)
@@ -219,6 +277,7 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 	mux.HandleFunc(pathEndSession, p.handleEndSession)
 	mux.HandleFunc("GET "+pathLoggedOut, p.handleLoggedOut)
 	mux.HandleFunc("GET "+pathHealth, p.handleHealth)
+	mux.Handle(p.op.UserinfoEndpoint().Relative(), bearerChallenge(p.op))
 	mux.Handle("/", p.op)
 	p.mux = mux
 	return p, nil
@@ -264,12 +323,23 @@ func (p *IdP) Issuer() string { return p.issuer }
 // ServeHTTP serves the issuer's site: op's endpoints plus /login, /end_session, /logged-out
 // and /healthz.
 func (p *IdP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	r = r.WithContext(op.ContextWithIssuer(r.Context(), p.issuer))
-	p.mux.ServeHTTP(w, r)
+	ctx := op.ContextWithIssuer(r.Context(), p.issuer)
+	if r.URL.Path == p.tokenPath {
+		ctx = withAlgHint(ctx)
+	}
+	p.mux.ServeHTTP(w, r.WithContext(ctx))
 }
 
-// AddClient registers another client. It is safe to call while serving.
+// AddClient registers another client. It is safe to call while serving. A client with
+// SigningAlgorithm RS256 makes sure the RSA keys exist in the store first.
 func (p *IdP) AddClient(c Client) error {
+	if c.SigningAlgorithm == AlgRS256 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := p.keys.ensureRSA(ctx); err != nil {
+			return fmt.Errorf("idp: adding client %q: %w", c.ID, err)
+		}
+	}
 	if err := p.clients.add(c); err != nil {
 		return fmt.Errorf("idp: adding client: %w", err)
 	}
@@ -286,12 +356,23 @@ func (p *IdP) AddRedirectURI(clientID, uri string) error {
 }
 
 // SigningKey returns the current ES256 signing key and its key id (the JWKS publishes it).
+// It rotates the key set first when the current key is due (see Config.KeyRotation), so
+// callers should ask again for each signature rather than keep the key.
 func (p *IdP) SigningKey(ctx context.Context) (kid string, key *ecdsa.PrivateKey, err error) {
-	return p.keys.kid, p.keys.private, nil
+	set, err := p.keys.get(ctx)
+	if err != nil {
+		return "", nil, fmt.Errorf("idp: %w", err)
+	}
+	priv, ok := set.ec.current.private.(*ecdsa.PrivateKey)
+	if !ok {
+		return "", nil, errors.New("idp: the current signing key is not an EC key")
+	}
+	return set.ec.current.kid, priv, nil
 }
 
 // EndSession ends the single-sign-on session with id sid (the ID token's sid claim): the
-// session, the gate sessions started from it, and the access tokens issued under it.
+// session, the gate sessions started from it, and the access and refresh tokens issued
+// under it.
 // Ending an unknown session is not an error.
 func (p *IdP) EndSession(ctx context.Context, sid string) error {
 	if sid == "" {

@@ -112,8 +112,14 @@ func TestSigningKeyPersists(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &set); err != nil {
 		t.Fatalf("JWKS: %v: %s", err, rec.Body)
 	}
-	if len(set.Keys) != 1 || set.Keys[0].KeyID != kid1 || set.Keys[0].Algorithm != "ES256" || set.Keys[0].Use != "sig" || !set.Keys[0].IsPublic() {
+	// Current first, then the next key (published ahead of its rotation).
+	if len(set.Keys) != 2 || set.Keys[0].KeyID != kid1 || set.Keys[1].KeyID == kid1 {
 		t.Errorf("JWKS = %s", rec.Body)
+	}
+	for _, k := range set.Keys {
+		if k.Algorithm != "ES256" || k.Use != "sig" || !k.IsPublic() {
+			t.Errorf("JWKS key %+v", k)
+		}
 	}
 	if pub, ok := set.Keys[0].Key.(*ecdsa.PublicKey); !ok || !pub.Equal(&key1.PublicKey) {
 		t.Error("JWKS key is not the signing key's public key")

@@ -26,8 +26,9 @@ type authCode struct {
 	AuthRequestID string `json:"auth_request"`
 }
 
-// accessToken is an issued access token (store.KindToken, owner = subject). The bearer value
-// the client holds is op's encryption of "<ID>:<Subject>".
+// accessToken is an issued access token (store.KindToken; owner = subject for a user's
+// token, none for a service token). The bearer value the client holds is op's encryption of
+// "<ID>:<Subject>".
 type accessToken struct {
 	ID        string    `json:"id"`
 	ClientID  string    `json:"client_id"`
@@ -36,6 +37,11 @@ type accessToken struct {
 	SessionID string    `json:"sid,omitempty"`
 	Scopes    []string  `json:"scopes"`
 	ExpiresAt time.Time `json:"expires"`
+	// FamilyID is the refresh token family the token was issued with, if any: revoking the
+	// family revokes the token.
+	FamilyID string `json:"family,omitempty"`
+	// Service marks a client_credentials token: Subject is the client id, there is no user.
+	Service bool `json:"service,omitempty"`
 }
 
 // errUserInactive means the user was removed, disabled or renamed since signing in.
@@ -77,15 +83,15 @@ func codeKey(code string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// unsupportedScopes are standard scopes op passes through that this IdP does not grant.
-var unsupportedScopes = []string{oidc.ScopePhone, oidc.ScopeAddress, oidc.ScopeOfflineAccess}
-
 // CreateAuthRequest stores a validated authorization request. It also enforces what op
 // leaves to us: PKCE for public clients, S256 only, and the openid scope.
 func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, hintSubject string) (op.AuthRequest, error) {
 	c, ok := s.p.clients.get(req.ClientID)
 	if !ok {
 		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("unknown client")
+	}
+	if !c.hasGrant(GrantAuthorizationCode) {
+		return nil, oidc.ErrUnauthorizedClient().WithDescription("this client may not use the authorization code flow")
 	}
 	if req.CodeChallenge == "" && c.Secret == "" {
 		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE is required for this client: send code_challenge with code_challenge_method=S256")
@@ -104,7 +110,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		RedirectURI:         req.RedirectURI,
 		State:               req.State,
 		Nonce:               req.Nonce,
-		Scopes:              slices.DeleteFunc(slices.Clone(req.Scopes), func(sc string) bool { return slices.Contains(unsupportedScopes, sc) }),
+		Scopes:              c.grantUserScopes(req.Scopes), // drops what the client may not have
 		ResponseType:        req.ResponseType,
 		ResponseMode:        req.ResponseMode,
 		Prompt:              slices.Clone(req.Prompt),
@@ -179,27 +185,46 @@ func (s *opStorage) DeleteAuthRequest(ctx context.Context, id string) error {
 	return s.authRequests().Delete(ctx, id)
 }
 
-// CreateAccessToken stores an access token for a completed authorization request.
+// CreateAccessToken stores an access token without a refresh token: for a completed
+// authorization request, or for a service account (client_credentials).
 func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
-	a, ok := req.(*authRequest)
-	if !ok {
-		return "", time.Time{}, oidc.ErrUnsupportedGrantType()
+	switch r := req.(type) {
+	case *authRequest:
+		c, ok := s.p.clients.get(r.ClientID)
+		if !ok {
+			return "", time.Time{}, oidc.ErrInvalidClient().WithDescription("unknown client")
+		}
+		if _, err := s.activeUser(r.Username, r.UserID); err != nil {
+			return "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the user can no longer sign in").WithParent(err)
+		}
+		return s.createUserToken(ctx, c, r.UserID, r.Username, r.SessionID, r.Scopes, nil)
+	case *serviceRequest:
+		return s.createServiceToken(ctx, r)
 	}
-	if _, err := s.activeUser(a.Username, a.UserID); err != nil {
-		return "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the user can no longer sign in").WithParent(err)
-	}
-	if strings.Contains(a.UserID, ":") {
+	return "", time.Time{}, oidc.ErrUnsupportedGrantType()
+}
+
+// createUserToken stores a user's access token for client c, in refresh family fam if any
+// (then it expires with the family at the latest).
+func (s *opStorage) createUserToken(ctx context.Context, c *Client, subject, username, sid string, scopes []string, fam *refreshFamily) (string, time.Time, error) {
+	if strings.Contains(subject, ":") {
 		// op's opaque bearer token is "<token id>:<subject>" and could not be parsed back.
 		return "", time.Time{}, oidc.ErrServerError().WithDescription("user id contains ':'")
 	}
 	t := accessToken{
 		ID:        newID(),
-		ClientID:  a.ClientID,
-		Subject:   a.UserID,
-		Username:  a.Username,
-		SessionID: a.SessionID,
-		Scopes:    slices.Clone(a.Scopes),
-		ExpiresAt: s.p.now().Add(s.p.accessTokenLifetime),
+		ClientID:  c.ID,
+		Subject:   subject,
+		Username:  username,
+		SessionID: sid,
+		Scopes:    slices.Clone(scopes),
+		ExpiresAt: s.p.now().Add(c.accessTokenLifetime(s.p.accessTokenLifetime)),
+	}
+	if fam != nil {
+		t.FamilyID = fam.ID
+		if fam.ExpiresAt.Before(t.ExpiresAt) {
+			t.ExpiresAt = fam.ExpiresAt
+		}
 	}
 	if err := s.tokens().Create(ctx, t.ID, t.Subject, t.ExpiresAt, t); err != nil {
 		return "", time.Time{}, fmt.Errorf("saving the access token: %w", err)
@@ -207,34 +232,22 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 	return t.ID, t.ExpiresAt, nil
 }
 
-// errNoRefresh is returned wherever refresh tokens would be needed.
-func errNoRefresh() *oidc.Error {
-	return oidc.ErrUnsupportedGrantType().WithDescription("refresh tokens are not supported")
-}
-
-// CreateAccessAndRefreshTokens is not reached (clients have no refresh_token grant).
-func (s *opStorage) CreateAccessAndRefreshTokens(context.Context, op.TokenRequest, string) (string, string, time.Time, error) {
-	return "", "", time.Time{}, errNoRefresh()
-}
-
-// TokenRequestByRefreshToken: refresh tokens are not supported.
-func (s *opStorage) TokenRequestByRefreshToken(context.Context, string) (op.RefreshTokenRequest, error) {
-	return nil, errNoRefresh()
-}
-
-// GetRefreshTokenInfo: there are no refresh tokens.
-func (s *opStorage) GetRefreshTokenInfo(context.Context, string, string) (string, string, error) {
-	return "", "", op.ErrInvalidRefreshToken
-}
-
-// TerminateSession revokes the access tokens of a user issued to a client.
+// TerminateSession revokes the access tokens and refresh token families of a user issued
+// to a client (every client when clientID is empty).
 func (s *opStorage) TerminateSession(ctx context.Context, userID, clientID string) error {
-	return s.revokeTokens(ctx, userID, func(t accessToken) bool { return clientID == "" || t.ClientID == clientID })
+	if err := s.revokeFamilies(ctx, userID, func(f refreshFamily) bool { return clientID == "" || f.ClientID == clientID }); err != nil {
+		return err
+	}
+	return s.revokeTokens(ctx, userID, func(t accessToken) bool { return !t.Service && (clientID == "" || t.ClientID == clientID) })
 }
 
-// revokeSessionTokens revokes the access tokens issued under one SSO session.
+// revokeSessionTokens revokes the access tokens and refresh token families issued under
+// one SSO session.
 func (s *opStorage) revokeSessionTokens(ctx context.Context, userID, sid string) error {
-	return s.revokeTokens(ctx, userID, func(t accessToken) bool { return t.SessionID == sid })
+	if err := s.revokeFamilies(ctx, userID, func(f refreshFamily) bool { return f.SessionID == sid }); err != nil {
+		return err
+	}
+	return s.revokeTokens(ctx, userID, func(t accessToken) bool { return !t.Service && t.SessionID == sid })
 }
 
 func (s *opStorage) revokeTokens(ctx context.Context, userID string, match func(accessToken) bool) error {
@@ -256,8 +269,18 @@ func (s *opStorage) revokeTokens(ctx context.Context, userID string, match func(
 	return nil
 }
 
-// RevokeToken revokes one access token (by id) for the client it was issued to.
+// RevokeToken serves RFC 7009 revocation for the client the token was issued to: a refresh
+// token revokes its whole family, an access token only itself. userID is set when op found
+// the token (GetRefreshTokenInfo, or an access token it could decrypt); otherwise
+// tokenOrTokenID is the raw token as sent, which may still be a refresh token sent with
+// token_type_hint=access_token (section 2.1: search the other types too).
 func (s *opStorage) RevokeToken(ctx context.Context, tokenOrTokenID, userID, clientID string) *oidc.Error {
+	if hash, ok := isRefreshTokenID(tokenOrTokenID); ok && userID != "" {
+		return s.revokeRefresh(ctx, hash, clientID)
+	}
+	if userID == "" {
+		return s.revokeRefresh(ctx, codeKey(tokenOrTokenID), clientID)
+	}
 	t, err := s.tokens().Get(ctx, tokenOrTokenID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // unknown or expired: revoked already (RFC 7009 section 2.2)
@@ -274,44 +297,61 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenOrTokenID, userID, cli
 	return nil
 }
 
-// SigningKey returns the current signing key.
-func (s *opStorage) SigningKey(context.Context) (op.SigningKey, error) {
-	return opSigningKey{s.p.keys}, nil
+// SigningKey returns the current key that signs the ID tokens of this request's client:
+// the RS256 key for a client with SigningAlgorithm RS256, the ES256 key otherwise.
+func (s *opStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
+	alg := signingAlgFromContext(ctx)
+	set, err := s.p.keys.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	k, ok := set.signingKey(alg)
+	if !ok {
+		// A client added on another node asked for RS256 first: create the RSA keys.
+		if err := s.p.keys.ensureRSA(ctx); err != nil {
+			return nil, err
+		}
+		if set, err = s.p.keys.get(ctx); err != nil {
+			return nil, err
+		}
+		if k, ok = set.signingKey(alg); !ok {
+			return nil, errors.New("no RS256 signing key")
+		}
+	}
+	return opSigningKey{k}, nil
 }
 
-// SignatureAlgorithms lists ES256.
+// SignatureAlgorithms lists ES256, and RS256 once a client uses it.
 func (s *opStorage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
+	if s.p.clients.usesRSA() {
+		return []jose.SignatureAlgorithm{jose.ES256, jose.RS256}, nil
+	}
 	return []jose.SignatureAlgorithm{jose.ES256}, nil
 }
 
-// KeySet returns the public keys for the JWKS.
-func (s *opStorage) KeySet(context.Context) ([]op.Key, error) {
-	return []op.Key{opPublicKey{s.p.keys}}, nil
+// KeySet returns the public keys for the JWKS: current, next and (for a while after a
+// rotation) previous, of each algorithm in use.
+func (s *opStorage) KeySet(ctx context.Context) ([]op.Key, error) {
+	set, err := s.p.keys.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return set.published(s.p.now(), s.p.keys.grace), nil
 }
 
-// GetClientByClientID returns a snapshot of a registered client.
-func (s *opStorage) GetClientByClientID(_ context.Context, id string) (op.Client, error) {
+// GetClientByClientID returns a snapshot of a registered client. On the token endpoint it
+// also notes the client's signing algorithm for SigningKey.
+func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
 	c, ok := s.p.clients.get(id)
 	if !ok {
 		return nil, errors.New("unknown client")
 	}
-	return &opClient{c: c, loginURL: s.p.issuer + pathLogin, idTokenLifetime: s.p.idTokenLifetime}, nil
+	noteSigningAlg(ctx, c.signingAlgorithm())
+	return s.opClient(c), nil
 }
 
-// AuthorizeClientIDSecret checks a confidential client's secret in constant time.
-func (s *opStorage) AuthorizeClientIDSecret(_ context.Context, id, secret string) error {
-	c, ok := s.p.clients.get(id)
-	if !ok {
-		secretMatches("", secret) // same work as a known client
-		return errors.New("unknown client")
-	}
-	if c.Secret == "" {
-		return errors.New("client has no secret")
-	}
-	if !secretMatches(c.Secret, secret) {
-		return errors.New("wrong client secret")
-	}
-	return nil
+func (s *opStorage) opClient(c *Client) *opClient {
+	return &opClient{c: c, loginURL: s.p.issuer + pathLogin, idTokenLifetime: s.p.idTokenLifetime}
 }
 
 // activeUser returns the user a token or code is for if it still exists with the same id
@@ -350,49 +390,71 @@ func (s *opStorage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, strin
 	return nil
 }
 
-// SetUserinfoFromRequest fills the ID token's user claims. scopes are the ones op lets into
-// the ID token (profile and email only for clients with IDTokenUserinfoClaims); groups
-// follows the same rule. The sid claim names the SSO session.
+// SetUserinfoFromRequest fills the ID token's user claims, at sign-in and at refresh.
+// scopes are the ones op lets into the ID token (profile and email only for clients with
+// IDTokenUserinfoClaims); groups follows the same rule. The sid claim names the SSO session.
 func (s *opStorage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
-	a, ok := req.(*authRequest)
-	if !ok {
+	var username, subject, clientID, sid string
+	switch r := req.(type) {
+	case *authRequest:
+		username, subject, clientID, sid = r.Username, r.UserID, r.ClientID, r.SessionID
+	case *refreshRequest:
+		username, subject, clientID, sid = r.fam.Username, r.fam.Subject, r.fam.ClientID, r.fam.SessionID
+	default:
 		return oidc.ErrServerError().WithDescription("unexpected token request")
 	}
-	u, err := s.activeUser(a.Username, a.UserID)
+	u, err := s.activeUser(username, subject)
 	if err != nil {
 		return oidc.ErrInvalidGrant().WithDescription("the user can no longer sign in").WithParent(err)
 	}
-	c, ok := s.p.clients.get(a.ClientID)
+	c, ok := s.p.clients.get(clientID)
 	if !ok {
 		return oidc.ErrInvalidClient().WithDescription("unknown client")
 	}
 	setUserinfo(info, u, scopes, c.IDTokenUserinfoClaims)
-	if a.SessionID != "" {
-		info.AppendClaims("sid", a.SessionID)
+	if sid != "" {
+		info.AppendClaims("sid", sid)
 	}
 	return nil
 }
 
-// liveToken loads an access token and checks it is for subject and not expired.
+// liveToken loads an access token and checks it is for subject, not expired, and not
+// revoked with its refresh token family; a service token's client must still have the
+// client_credentials grant.
 func (s *opStorage) liveToken(ctx context.Context, tokenID, subject string) (accessToken, error) {
+	invalid := errors.New("access token is invalid or expired")
 	t, err := s.tokens().Get(ctx, tokenID)
 	if errors.Is(err, store.ErrNotFound) {
-		return t, errors.New("access token is invalid or expired")
+		return t, invalid
 	}
 	if err != nil {
 		return t, fmt.Errorf("loading access token: %w", err)
 	}
 	if t.Subject != subject || !s.p.now().Before(t.ExpiresAt) {
-		return t, errors.New("access token is invalid or expired")
+		return t, invalid
+	}
+	if t.FamilyID != "" {
+		if err := s.liveFamily(ctx, t.FamilyID); err != nil {
+			return t, err
+		}
+	}
+	if t.Service {
+		if c, ok := s.p.clients.get(t.ClientID); !ok || !c.hasGrant(GrantClientCredentials) {
+			return t, invalid
+		}
 	}
 	return t, nil
 }
 
-// SetUserinfoFromToken answers the userinfo endpoint.
+// SetUserinfoFromToken answers the userinfo endpoint. A service token has no user and
+// gets no answer.
 func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, _ string) error {
 	t, err := s.liveToken(ctx, tokenID, subject)
 	if err != nil {
 		return err
+	}
+	if t.Service {
+		return errors.New("a client_credentials token has no user")
 	}
 	u, err := s.activeUser(t.Username, t.Subject)
 	if err != nil {
@@ -410,6 +472,15 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 	}
 	if t.ClientID != clientID {
 		return errors.New("token was not issued to this client")
+	}
+	if t.Service {
+		resp.Subject = t.Subject
+		resp.Scope = t.Scopes
+		resp.ClientID = t.ClientID
+		resp.Expiration = oidc.FromTime(t.ExpiresAt)
+		resp.Audience = []string{t.ClientID}
+		resp.TokenType = oidc.BearerToken
+		return nil
 	}
 	u, err := s.activeUser(t.Username, t.Subject)
 	if err != nil {
