@@ -128,6 +128,21 @@ type ClientConfig struct {
 	Secret                 string   `json:"secret,omitempty"`
 	RedirectURIs           []string `json:"redirect_uris,omitempty"`
 	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+	// GrantTypes the client may use: authorization_code (the default), refresh_token,
+	// client_credentials.
+	GrantTypes []string `json:"grant_types,omitempty"`
+	// Scopes the client may be granted. Default: openid profile email groups (and
+	// offline_access with the refresh_token grant).
+	Scopes []string `json:"scopes,omitempty"`
+	// AccessTokenLifetime overrides the default access token lifetime (10m).
+	AccessTokenLifetime caddy.Duration `json:"access_token_lifetime,omitempty"`
+	// RefreshTokenLifetime is the absolute lifetime of a refresh token family (default 30 days).
+	RefreshTokenLifetime caddy.Duration `json:"refresh_token_lifetime,omitempty"`
+	// CORSOrigins are the browser origins (scheme://host[:port]) allowed to call the token,
+	// userinfo, JWKS, discovery, revocation and introspection endpoints. No other origin gets CORS.
+	CORSOrigins []string `json:"cors_origins,omitempty"`
+	// SigningAlgorithm of the client's ID tokens: ES256 (default) or RS256 for legacy apps.
+	SigningAlgorithm string `json:"signing_algorithm,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -219,6 +234,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		clients = append(clients, idp.Client{
 			ID: c.ID, Secret: secret, RedirectURIs: c.RedirectURIs,
 			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+			GrantTypes:             c.GrantTypes,
+			Scopes:                 c.Scopes,
+			AccessTokenLifetime:    time.Duration(c.AccessTokenLifetime),
+			RefreshTokenLifetime:   time.Duration(c.RefreshTokenLifetime),
+			CORSOrigins:            c.CORSOrigins,
+			SigningAlgorithm:       c.SigningAlgorithm,
 		})
 	}
 	clients = append(clients, idp.Client{ID: gateClientID, Secret: a.secrets.GateClientSecret, IDTokenUserinfoClaims: true})

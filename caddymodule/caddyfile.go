@@ -54,9 +54,15 @@ func init() {
 //	        default deny|allow [user|anyone]   # when no rule matches; deny if not given
 //	    }
 //	    client <id> {                 # an OIDC app signing in through the IdP
-//	        secret <secret>           # omit for a public client (PKCE required)
+//	        secret <secret>           # omit for a public client (PKCE required); {env.X} works
 //	        redirect_uri <uri>...
 //	        post_logout_redirect_uri <uri>...
+//	        grant_types authorization_code|refresh_token|client_credentials...
+//	        scopes <scope>...         # what it may be granted
+//	        access_token_lifetime <duration>
+//	        refresh_token_lifetime <duration>
+//	        cors_origins <origin>...  # browser apps: https://app.example.com
+//	        signing_algorithm ES256|RS256
 //	    }
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -367,11 +373,60 @@ func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
 				return c, d.ArgErr()
 			}
 			c.PostLogoutRedirectURIs = append(c.PostLogoutRedirectURIs, args...)
+		case "grant_types", "scopes", "cors_origins":
+			key := d.Val()
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return c, d.ArgErr()
+			}
+			switch key {
+			case "grant_types":
+				for _, gt := range args {
+					switch gt {
+					case "authorization_code", "refresh_token", "client_credentials":
+					default:
+						return c, d.Errf("client %q: unknown grant type %q (want authorization_code, refresh_token or client_credentials)", c.ID, gt)
+					}
+				}
+				c.GrantTypes = append(c.GrantTypes, args...)
+			case "scopes":
+				c.Scopes = append(c.Scopes, args...)
+			default:
+				c.CORSOrigins = append(c.CORSOrigins, args...)
+			}
+		case "access_token_lifetime", "refresh_token_lifetime":
+			key := d.Val()
+			var v string
+			if !d.AllArgs(&v) {
+				return c, d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return c, d.Errf("client %q: %s %q is not a positive duration", c.ID, key, v)
+			}
+			if key == "access_token_lifetime" {
+				c.AccessTokenLifetime = caddy.Duration(dur)
+			} else {
+				c.RefreshTokenLifetime = caddy.Duration(dur)
+			}
+		case "signing_algorithm":
+			if !d.AllArgs(&c.SigningAlgorithm) {
+				return c, d.ArgErr()
+			}
+			if c.SigningAlgorithm != "ES256" && c.SigningAlgorithm != "RS256" {
+				return c, d.Errf("client %q: signing_algorithm %q: want ES256 or RS256", c.ID, c.SigningAlgorithm)
+			}
 		default:
-			return c, d.Errf("client %q: unknown option %q (want secret, redirect_uri or post_logout_redirect_uri)", c.ID, d.Val())
+			return c, d.Errf("client %q: unknown option %q (want secret, redirect_uri, post_logout_redirect_uri, grant_types, scopes, access_token_lifetime, refresh_token_lifetime, cors_origins or signing_algorithm)", c.ID, d.Val())
 		}
 	}
-	if len(c.RedirectURIs) == 0 {
+	serviceOnly := len(c.GrantTypes) > 0
+	for _, gt := range c.GrantTypes {
+		if gt != "client_credentials" {
+			serviceOnly = false
+		}
+	}
+	if len(c.RedirectURIs) == 0 && !serviceOnly {
 		return c, d.Errf("client %q: no redirect_uri", c.ID)
 	}
 	return c, nil

@@ -68,26 +68,92 @@ func demo(t *testing.T) (app, idp string) {
 	if err := os.MkdirAll(filepath.Join(dir, "examples"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	users, err := os.ReadFile(filepath.Join(root, "examples", "users.yaml"))
-	if err != nil {
-		t.Fatal(err)
+	ports := map[string]string{}
+	for _, p := range []string{"9090", "9091", "9092", "9093"} {
+		ports[p] = strconv.Itoa(freePort(t))
 	}
-	if err := os.WriteFile(filepath.Join(dir, "examples", "users.yaml"), users, 0o600); err != nil {
-		t.Fatal(err)
+	movePorts := func(s string) string {
+		for from, to := range ports {
+			s = strings.ReplaceAll(s, ":"+from, ":"+to)
+		}
+		return s
+	}
+	for _, f := range []string{"users.yaml", "spa/index.html"} {
+		b, err := os.ReadFile(filepath.Join(root, "examples", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(dir, "examples", f)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, []byte(movePorts(string(b))), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// The demo's global block must stay one block: merge "admin off" into it.
 	cfg := strings.Replace(string(raw), "{\n\tzonegate {", "{\n\tadmin off\n\tzonegate {", 1)
 	if cfg == string(raw) {
 		t.Fatal("Caddyfile.example no longer starts its global options with a zonegate block")
 	}
-	ports := map[string]string{}
-	for _, p := range []string{"9090", "9091", "9092"} {
-		ports[p] = strconv.Itoa(freePort(t))
-		cfg = strings.ReplaceAll(cfg, ":"+p, ":"+ports[p])
-	}
+	cfg = movePorts(cfg)
 	app, idp = "http://localhost:"+ports["9090"], "http://localhost:"+ports["9091"]
 	startGateway(t, dir, cfg, idp+"/.well-known/openid-configuration")
+	spaURL = "http://localhost:" + ports["9093"]
 	return app, idp
+}
+
+// spaURL is the demo single-page app of the last demo started.
+var spaURL string
+
+// TestBrowserSPASignsInWithPKCE is the README's "Sign an app in with OIDC": the demo SPA, a
+// public client, signs in with code + PKCE from the browser (CORS to the token and userinfo
+// endpoints) and signs out through end_session.
+func TestBrowserSPASignsInWithPKCE(t *testing.T) {
+	_, idp := demo(t)
+	spa := spaURL
+	ctx := browser(t)
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(spa+"/"),
+		chromedp.WaitVisible(chromedp.ID("signin")),
+		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.CSS(`input[name="username"]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "bob"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "bob-demo-pass"),
+		chromedp.Submit(chromedp.CSS(`input[name="password"]`)),
+		chromedp.WaitVisible(chromedp.ID("claims")),
+	)
+	if err != nil {
+		status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("status")))
+		t.Fatalf("SPA sign-in: %v (status %q)", err, status)
+	}
+	claims, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("claims")))
+	if err != nil || !strings.Contains(claims, `"bob@example.com"`) || !strings.Contains(claims, `"staff"`) {
+		t.Fatalf("SPA userinfo %q, %v", claims, err)
+	}
+	shot(t, ctx, "spa.png")
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.ID("signout")),
+		chromedp.WaitVisible(chromedp.ID("signin")),
+	)
+	if err != nil {
+		loc, _ := chromedp.Run(ctx, chromedp.Location())
+		t.Fatalf("SPA sign-out: %v (at %s)", err, loc)
+	}
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.HasPrefix(loc, spa+"/") {
+		t.Errorf("after sign-out the browser is at %s, want the SPA", loc)
+	}
+	// The IdP session ended too: signing in again asks for the password.
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.CSS(`input[name="password"]`)),
+	)
+	if err != nil {
+		t.Fatalf("after sign-out the IdP did not ask for a password: %v", err)
+	}
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.HasPrefix(loc, idp+"/") {
+		t.Errorf("sign-in page at %s, want the IdP", loc)
+	}
 }
 
 // TestBrowserSignInToDemo is the README's demo, tried as a new user would: open the app,
@@ -114,7 +180,7 @@ func TestBrowserSignInToDemo(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "alice"),
 		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "wrong-pass"),
 		chromedp.Submit(chromedp.CSS(`input[name="password"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`input[name="password"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[role="alert"]`)),
 	)
 	if err != nil {
 		t.Fatal(err)
