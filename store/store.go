@@ -72,3 +72,16 @@ type Store interface {
 	// Close releases the backend.
 	Close() error
 }
+
+// Notifier is an optional capability of a store that several nodes share (Redis): a message
+// published on one node reaches the subscribers on every node. Subscribers also learn when
+// their link to the store drops and when it is back, so a node can stop trusting what it has
+// cached while it cannot hear about changes.
+type Notifier interface {
+	// Publish sends msg to every subscriber of channel, on every node.
+	Publish(ctx context.Context, channel, msg string) error
+	// Subscribe calls fn for each message on channel, and onLink(false) when the link drops
+	// and onLink(true) once it is (re)established and listening, until stop is called. It
+	// reconnects by itself. Messages sent while the link is down are lost.
+	Subscribe(channel string, fn func(msg string), onLink func(up bool)) (stop func())
+}

@@ -2,8 +2,14 @@ package websession
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/zonegate/zonegate/store"
 )
+
+// revokedChannel carries the ids of revoked sessions between the nodes sharing a store.
+const revokedChannel = "websession:revoked"
 
 // Cache keeps recently loaded sessions in memory for a short time. Share one between the
 // Managers of a process so a revocation through one is seen by all at once.
@@ -11,6 +17,9 @@ type Cache struct {
 	mu      sync.RWMutex
 	entries map[string]cacheEntry
 	puts    int
+	// deaf is set while the cache cannot hear revocations from other nodes: it then serves
+	// nothing, so every request asks the store (and fails closed if the store is down too).
+	deaf atomic.Bool
 }
 
 type cacheEntry struct {
@@ -22,6 +31,9 @@ type cacheEntry struct {
 func NewCache() *Cache { return &Cache{entries: make(map[string]cacheEntry)} }
 
 func (c *Cache) get(id string, now time.Time) (*Session, bool) {
+	if c.deaf.Load() {
+		return nil, false
+	}
 	c.mu.RLock()
 	e, ok := c.entries[id]
 	c.mu.RUnlock()
@@ -57,4 +69,15 @@ func (c *Cache) Clear() {
 	c.mu.Lock()
 	clear(c.entries)
 	c.mu.Unlock()
+}
+
+// Follow keeps the cache in step with the other nodes sharing n: a session revoked on any node
+// leaves this cache at once, and while the link to the store is down the cache serves nothing.
+// It starts deaf until the subscription is listening. Call stop to end it.
+func (c *Cache) Follow(n store.Notifier) (stop func()) {
+	c.deaf.Store(true)
+	return n.Subscribe(revokedChannel, c.remove, func(up bool) {
+		c.Clear() // whatever was missed while deaf is forgotten
+		c.deaf.Store(!up)
+	})
 }

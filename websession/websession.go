@@ -258,13 +258,23 @@ func (m *Manager) End(w http.ResponseWriter, r *http.Request) error {
 	return m.Revoke(r.Context(), id)
 }
 
-// Revoke deletes the session with id.
+// Revoke deletes the session with id, and tells the other nodes sharing the store (when it
+// can notify) to forget any copy they cached.
 func (m *Manager) Revoke(ctx context.Context, id string) error {
 	m.cache.remove(id)
 	if err := m.sessions.Delete(ctx, id); err != nil {
 		return fmt.Errorf("revoking session: %w", err)
 	}
+	m.announce(ctx, id)
 	return nil
+}
+
+// announce publishes a revoked session id. A lost message costs the other nodes at most the
+// cache TTL, so a failure here does not undo the revocation.
+func (m *Manager) announce(ctx context.Context, id string) {
+	if n, ok := m.cfg.Store.(store.Notifier); ok {
+		_ = n.Publish(ctx, revokedChannel, id)
+	}
 }
 
 // RevokeUser deletes every session of a user and says how many there were.
@@ -279,6 +289,9 @@ func (m *Manager) RevokeUser(ctx context.Context, userID string) (int, error) {
 	n, err := m.sessions.DeleteByOwner(ctx, userID)
 	if err != nil {
 		return 0, fmt.Errorf("revoking sessions of a user: %w", err)
+	}
+	for _, s := range list {
+		m.announce(ctx, s.ID)
 	}
 	return n, nil
 }
