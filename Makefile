@@ -9,13 +9,18 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 test: deps check
 	ZONEGATE_E2E_RACE=1 $(GO) test -race -count=1 -timeout 45m ./...
 
-## deps: install the browser the end-to-end tests drive (Debian), when missing
+## deps: install what the tests drive (Debian), when missing: Chromium for the browser tests,
+## redis-server for the Redis store (the tests start and stop it themselves)
 deps:
-	@if ! command -v chromium >/dev/null 2>&1; then \
-		echo "installing chromium for the browser tests"; \
-		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing for the tests"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@command -v chromium >/dev/null 2>&1 || { echo "chromium is missing and could not be installed"; exit 1; }
+	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is missing and could not be installed"; exit 1; }
 
 ## check: go vet and gofmt
 check:

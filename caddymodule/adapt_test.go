@@ -82,7 +82,7 @@ func TestAdaptErrors(t *testing.T) {
 		{"client without redirect", "{\n\tzonegate {\n\t\tclient app {\n\t\t\tsecret s\n\t\t}\n\t}\n}\n", `@5@client "app": no redirect_uri`},
 		{"bad duration", "{\n\tzonegate {\n\t\tsession {\n\t\t\tidle_timeout soon\n\t\t}\n\t}\n}\n", `@4@session idle_timeout: "soon" is not a positive duration`},
 		{"idle longer than absolute", "{\n\tzonegate {\n\t\tsession {\n\t\t\tidle_timeout 2h\n\t\t\tabsolute_timeout 1h\n\t\t}\n\t}\n}\n", `session idle_timeout is longer than absolute_timeout`},
-		{"unknown storage", "{\n\tzonegate {\n\t\tstorage etcd\n\t}\n}\n", `@3@unknown storage "etcd" (use bolt)`},
+		{"unknown storage", "{\n\tzonegate {\n\t\tstorage etcd\n\t}\n}\n", `@3@unknown storage "etcd" (use bolt or redis)`},
 		{"gate unknown policy", global + "http://localhost:9090 {\n\tzonegate_gate nope {\n\t\turl http://localhost:9090\n\t}\n}\n", `@13@zonegate_gate: unknown policy "nope" (defined: p)`},
 		{"gate without url", global + "http://localhost:9090 {\n\tzonegate_gate p\n}\n", `@11@zonegate_gate: no url`},
 		{"gate bad url", global + "http://localhost:9090 {\n\tzonegate_gate p {\n\t\turl localhost:9090/app\n\t}\n}\n", `must be the site's absolute base URL`},
@@ -96,6 +96,8 @@ func TestAdaptErrors(t *testing.T) {
 		{"bad path pattern", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t\trule {\n\t\t\t\tdeny\n\t\t\t\tpath admin/*\n\t\t\t}\n\t\t}\n\t}\n}\n", `(policy at line 3)`},
 		{"oidc without client_id", global + "http://localhost:9090 {\n\tzonegate_gate p {\n\t\turl http://localhost:9090\n\t\toidc {\n\t\t\tissuer https://idp.example.com\n\t\t}\n\t}\n}\n", `@15@oidc needs issuer and client_id`},
 		{"oidc unknown option", global + "http://localhost:9090 {\n\tzonegate_gate p {\n\t\turl http://localhost:9090\n\t\toidc {\n\t\t\tissuer_url https://idp.example.com\n\t\t}\n\t}\n}\n", `@14@unknown oidc option "issuer_url"`},
+		{"redis without target", "{\n\tzonegate {\n\t\tstorage redis {\n\t\t\tkey_prefix zg:\n\t\t}\n\t}\n}\n", `@5@storage redis needs exactly one of`},
+		{"redis two targets", "{\n\tzonegate {\n\t\tstorage redis redis://a:6379 {\n\t\t\tcluster b:6379\n\t\t}\n\t}\n}\n", `storage redis needs exactly one of`},
 		{"idp with args", global + "http://localhost:9091 {\n\tzonegate_idp extra\n}\n", `@11@zonegate_idp takes no arguments`},
 	}
 	for _, tc := range cases {

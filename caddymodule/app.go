@@ -42,8 +42,8 @@ type App struct {
 	// UsersFile is the YAML users file (Authelia's format). Changes are picked up while running.
 	UsersFile string `json:"users_file,omitempty"`
 
-	// StorageRaw is the storage module. Default: the embedded bolt store in Caddy's data
-	// directory (zonegate/zonegate.db).
+	// StorageRaw is the storage module: bolt (embedded, the default: zonegate/zonegate.db in
+	// Caddy's data directory) or redis (several gateways sharing users).
 	StorageRaw json.RawMessage `json:"storage,omitempty" caddy:"namespace=zonegate.storage inline_key=module"`
 
 	// Session configures web sessions, at the IdP and at every gate.
@@ -67,9 +67,11 @@ type App struct {
 	policies map[string]*policy.Policy
 	secrets  secrets
 	cache    *websession.Cache
-	idp      *idp.IdP
-	idpSess  *websession.Manager
-	csrf     *csrf.Protector
+	// stopFollow ends the cache's subscription to revocations from other nodes.
+	stopFollow func()
+	idp        *idp.IdP
+	idpSess    *websession.Manager
+	csrf       *csrf.Protector
 }
 
 // SessionConfig configures web sessions.
@@ -179,6 +181,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	a.cache = websession.NewCache()
+	if n, ok := a.store.(store.Notifier); ok {
+		a.stopFollow = a.cache.Follow(n) // revocations on other nodes reach this cache
+	}
 
 	defs := make([]zones.Def, 0, len(a.Zones))
 	for _, z := range a.Zones {
@@ -205,7 +211,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.policies[pc.Name] = p
 	}
 
-	a.cache = websession.NewCache()
 	a.csrf, err = csrf.New(a.secrets.CSRFKey, "zonegate_csrf")
 	if err != nil {
 		return err
@@ -297,6 +302,9 @@ func (a *App) Stop() error { return nil }
 // Cleanup releases what Provision took (the store goes back to its pool).
 func (a *App) Cleanup() error {
 	var errs []error
+	if a.stopFollow != nil {
+		a.stopFollow()
+	}
 	if a.users != nil {
 		errs = append(errs, a.users.Close())
 	}

@@ -30,6 +30,14 @@ func init() {
 //	    issuer <url>                  # the embedded IdP, served by zonegate_idp on that site
 //	    users <path>                  # YAML users file (Authelia's format)
 //	    storage bolt [<path>]         # default: zonegate/zonegate.db in Caddy's data directory
+//	    storage redis [<url>] {       # several gateways sharing users
+//	        url redis://host:6379/0   # or rediss:// for TLS
+//	        sentinel <master> <addr>...
+//	        cluster <addr>...
+//	        username <name>
+//	        password <password>       # {env.REDIS_PASSWORD} or {file./run/secrets/redis}
+//	        key_prefix <prefix>       # default zonegate:
+//	    }
 //	    session {
 //	        idle_timeout <duration>   # default 1h
 //	        absolute_timeout <duration> # default 12h
@@ -99,8 +107,14 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 					return nil, d.ArgErr()
 				}
 				app.StorageRaw = caddyconfig.JSONModuleObject(b, "module", "bolt", nil)
+			case "redis":
+				rs, err := parseRedisStorage(d)
+				if err != nil {
+					return nil, err
+				}
+				app.StorageRaw = caddyconfig.JSONModuleObject(rs, "module", "redis", nil)
 			default:
-				return nil, d.Errf("unknown storage %q (use bolt)", d.Val())
+				return nil, d.Errf("unknown storage %q (use bolt or redis)", d.Val())
 			}
 		case "session":
 			if d.NextArg() {
@@ -165,6 +179,59 @@ func checkZonesAndPolicies(d *caddyfile.Dispenser, app *App, policyLines []int) 
 		}
 	}
 	return nil
+}
+
+func parseRedisStorage(d *caddyfile.Dispenser) (*RedisStorage, error) {
+	rs := new(RedisStorage)
+	if d.NextArg() {
+		rs.URL = d.Val()
+	}
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "url":
+			if !d.AllArgs(&rs.URL) {
+				return nil, d.ArgErr()
+			}
+		case "sentinel":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return nil, d.Err("sentinel takes a master name and at least one sentinel address")
+			}
+			rs.MasterName, rs.SentinelAddrs = args[0], args[1:]
+		case "cluster":
+			rs.ClusterAddrs = d.RemainingArgs()
+			if len(rs.ClusterAddrs) == 0 {
+				return nil, d.ArgErr()
+			}
+		case "username":
+			if !d.AllArgs(&rs.Username) {
+				return nil, d.ArgErr()
+			}
+		case "password":
+			if !d.AllArgs(&rs.Password) {
+				return nil, d.ArgErr()
+			}
+		case "key_prefix":
+			if !d.AllArgs(&rs.KeyPrefix) {
+				return nil, d.ArgErr()
+			}
+		default:
+			return nil, d.Errf("unknown redis storage option %q (want url, sentinel, cluster, username, password or key_prefix)", d.Val())
+		}
+	}
+	n := 0
+	for _, set := range []bool{rs.URL != "", rs.MasterName != "", len(rs.ClusterAddrs) > 0} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, d.Err("storage redis needs exactly one of: a url, sentinel, or cluster")
+	}
+	return rs, nil
 }
 
 func parseSession(d *caddyfile.Dispenser, s *SessionConfig) error {

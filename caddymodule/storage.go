@@ -1,18 +1,22 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/zonegate/zonegate/store"
 	"github.com/zonegate/zonegate/store/bolt"
+	"github.com/zonegate/zonegate/store/redis"
 )
 
 func init() {
 	caddy.RegisterModule(BoltStorage{})
+	caddy.RegisterModule(RedisStorage{})
 }
 
 var timeZero time.Time
@@ -83,3 +87,72 @@ func (b *BoltStorage) CloseStore() error {
 }
 
 var _ StorageModule = (*BoltStorage)(nil)
+
+// RedisStorage keeps zonegate's state in Redis (standalone, Sentinel or Cluster), so several
+// gateways share sessions, keys and revocations.
+type RedisStorage struct {
+	// URL of a standalone server: redis://[user[:password]@]host:port[/db], rediss:// for TLS.
+	URL string `json:"url,omitempty"`
+	// MasterName and SentinelAddrs select a Sentinel-managed primary.
+	MasterName    string   `json:"master_name,omitempty"`
+	SentinelAddrs []string `json:"sentinel_addrs,omitempty"`
+	// ClusterAddrs are seed nodes of a Redis Cluster.
+	ClusterAddrs []string `json:"cluster_addrs,omitempty"`
+	// Username and Password override the URL's; {env.NAME} and {file./path} work.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// KeyPrefix starts every key. Default "zonegate:".
+	KeyPrefix string `json:"key_prefix,omitempty"`
+
+	key string
+}
+
+// CaddyModule returns the Caddy module information.
+func (RedisStorage) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "zonegate.storage.redis",
+		New: func() caddy.Module { return new(RedisStorage) },
+	}
+}
+
+// OpenStore connects to Redis, or reuses the connection of a previous config.
+func (r *RedisStorage) OpenStore(ctx caddy.Context) (store.Store, error) {
+	repl := caddy.NewReplacer()
+	opts := redis.Options{
+		URL:           repl.ReplaceKnown(r.URL, ""),
+		MasterName:    r.MasterName,
+		SentinelAddrs: r.SentinelAddrs,
+		ClusterAddrs:  r.ClusterAddrs,
+		Username:      repl.ReplaceKnown(r.Username, ""),
+		Password:      repl.ReplaceKnown(r.Password, ""),
+		KeyPrefix:     r.KeyPrefix,
+		Logger:        ctx.Slogger(),
+	}
+	// The pool key must tell configurations apart without holding a password.
+	r.key = "redis:" + strings.Join([]string{r.URL, r.MasterName, strings.Join(r.SentinelAddrs, ","),
+		strings.Join(r.ClusterAddrs, ","), r.Username, r.Password, r.KeyPrefix}, "|")
+	v, _, err := stores.LoadOrNew(r.key, func() (caddy.Destructor, error) {
+		openCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		st, err := redis.Open(openCtx, opts)
+		if err != nil {
+			return nil, err
+		}
+		return pooledStore{st}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("zonegate storage: %w", err)
+	}
+	return v.(pooledStore).Store, nil
+}
+
+// CloseStore releases this config's use of the connection.
+func (r *RedisStorage) CloseStore() error {
+	if r.key == "" {
+		return nil
+	}
+	_, err := stores.Delete(r.key)
+	return err
+}
+
+var _ StorageModule = (*RedisStorage)(nil)

@@ -39,10 +39,11 @@ type Server struct {
 	// Addr is the server's address, "127.0.0.1:N". It stays the same across Restart.
 	Addr string
 
-	t    testing.TB
-	bin  string
-	port int
-	dir  string
+	t       testing.TB
+	bin     string
+	port    int
+	dir     string
+	persist bool // append-only file, fsync on every write: data survives Stop and Restart
 
 	mu     sync.Mutex
 	proc   *os.Process   // nil while stopped
@@ -53,6 +54,18 @@ type Server struct {
 // It is stopped in t.Cleanup.
 func StartServer(t testing.TB) *Server {
 	t.Helper()
+	return startServer(t, false)
+}
+
+// StartPersistentServer is StartServer with an append-only file synced on every write, so what
+// was written survives Stop (a kill) and Restart, as it would on a production Redis.
+func StartPersistentServer(t testing.TB) *Server {
+	t.Helper()
+	return startServer(t, true)
+}
+
+func startServer(t testing.TB, persist bool) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -60,7 +73,7 @@ func StartServer(t testing.TB) *Server {
 		}
 		t.Skipf("redis-server is not on PATH: %s", hint)
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir()}
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), persist: persist}
 	t.Cleanup(s.Stop)
 	// A free port can be taken between probing it and the server binding it; try a few.
 	var lastErr error
@@ -91,7 +104,8 @@ func (s *Server) Stop() {
 	s.proc, s.exited = nil, nil
 }
 
-// Restart stops the server if it is running and starts a new, empty one on the same port.
+// Restart stops the server if it is running and starts it again on the same port: empty, or
+// with its data for a persistent server.
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
@@ -111,13 +125,12 @@ func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := &lockedBuffer{}
-	cmd := exec.Command(s.bin,
-		"--bind", "127.0.0.1",
-		"--port", strconv.Itoa(s.port),
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", s.dir,
-	)
+	appendOnly := []string{"--appendonly", "no"}
+	if s.persist {
+		appendOnly = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	args := append([]string{"--bind", "127.0.0.1", "--port", strconv.Itoa(s.port), "--save", "", "--dir", s.dir}, appendOnly...)
+	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout = out
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
