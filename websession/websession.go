@@ -76,6 +76,7 @@ type Manager struct {
 	codecs   []securecookie.Codec
 	cache    *Cache
 	touch    time.Duration
+	verified verifiedCookies
 }
 
 // New checks cfg, fills defaults and returns a Manager.
@@ -322,6 +323,10 @@ func (m *Manager) cookieID(r *http.Request) (string, bool) {
 	if err != nil || c.Value == "" {
 		return "", false
 	}
+	now := m.cfg.Now()
+	if id, ok := m.verified.get(c.Value, now); ok {
+		return id, true
+	}
 	var token []byte
 	if err := securecookie.DecodeMulti(m.cfg.CookieName, c.Value, &token, m.codecs...); err != nil {
 		return "", false
@@ -329,7 +334,9 @@ func (m *Manager) cookieID(r *http.Request) (string, bool) {
 	if len(token) == 0 {
 		return "", false
 	}
-	return hashToken(string(token)), true
+	id := hashToken(string(token))
+	m.verified.put(c.Value, id, now)
+	return id, true
 }
 
 // hashToken turns a cookie's secret token into the session's ID.

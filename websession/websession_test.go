@@ -325,3 +325,35 @@ func BenchmarkLoadCached(b *testing.B) {
 		}
 	}
 }
+
+// TestVerifiedCookieCache checks that remembering verified cookies trusts nothing else: after
+// a good cookie was seen, a tampered copy, a revoked session and an expired session are all
+// still refused, and the memory forgets after a minute.
+func TestVerifiedCookieCache(t *testing.T) {
+	m, clk, _ := newManager(t, func(c *Config) { c.CacheTTL = -1 })
+	s, c := start(t, m)
+	if _, err := load(m, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.verified.get(c.Value, clk.Now()); !ok {
+		t.Fatal("a verified cookie was not remembered")
+	}
+	v := []byte(c.Value)
+	v[len(v)-3] ^= 1
+	if _, err := load(m, &http.Cookie{Name: c.Name, Value: string(v)}); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("tampered copy of a remembered cookie: %v", err)
+	}
+	clk.Advance(61 * time.Second)
+	if _, ok := m.verified.get(c.Value, clk.Now()); ok {
+		t.Error("a verified cookie was remembered past a minute")
+	}
+	if _, err := load(m, c); err != nil {
+		t.Fatalf("re-verifying after the memory expired: %v", err)
+	}
+	if err := m.Revoke(context.Background(), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := load(m, c); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("revoked session with a remembered cookie: %v", err)
+	}
+}
