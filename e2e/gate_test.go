@@ -564,6 +564,15 @@ func TestExampleCaddyfileValidates(t *testing.T) {
 			t.Fatalf("zonegate %s Caddyfile.example: %v\n%s", sub, err, out)
 		}
 	}
+	// The compose files' configs adapt too, so they cannot rot unnoticed.
+	for _, f := range []string{"docker/Caddyfile", "docker/backend.Caddyfile"} {
+		cmd := exec.Command(binary, "adapt", "--config", f, "--adapter", "caddyfile")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "PUBLIC_IDP=http://localhost:9091", "PUBLIC_GATE=http://localhost:9090")
+		if out, err := cmd.CombinedOutput(); err != nil || strings.Contains(string(out), `"level":"error"`) {
+			t.Fatalf("zonegate adapt %s: %v\n%s", f, err, out)
+		}
+	}
 	out, err := exec.Command(binary, "hash-password", "--plaintext", "s3cret-pass").CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "$argon2id$") {
 		t.Fatalf("hash-password: %v %s", err, out)
