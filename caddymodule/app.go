@@ -72,6 +72,7 @@ type App struct {
 	idp        *idp.IdP
 	idpSess    *websession.Manager
 	csrf       *csrf.Protector
+	metrics    *metrics
 }
 
 // SessionConfig configures web sessions.
@@ -180,6 +181,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.secrets, err = loadSecrets(ctx, a.store)
 	if err != nil {
 		return err
+	}
+	a.metrics, err = newMetrics(ctx)
+	if err != nil {
+		return fmt.Errorf("zonegate metrics: %w", err)
 	}
 	a.cache = websession.NewCache()
 	if n, ok := a.store.(store.Notifier); ok {

@@ -91,6 +91,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		CSRF:     app.csrf,
 		Headers:  headers,
 		Logger:   ctx.Slogger(),
+		Observer: app.metrics.forSite(strings.TrimRight(g.URL, "/")),
 	}
 	switch {
 	case g.OIDC != nil:

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -248,6 +249,30 @@ func TestSignInHeadersAndSpoofing(t *testing.T) {
 	r := anon.do("GET", e.gate+"/headers", nil, spoofed...)
 	if r.status != http.StatusFound || !strings.HasPrefix(r.location(), e.idp+"/") {
 		t.Fatalf("anonymous spoofed request: %d Location %q, want 302 to the IdP", r.status, r.location())
+	}
+
+	// Every decision is counted in Caddy's metrics, by site, outcome and reason.
+	mresp, err := http.Get("http://" + e.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbody, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	m := response{status: mresp.StatusCode, body: string(mbody)}
+	for _, want := range []string{
+		`zonegate_gate_decisions_total{outcome="allow",reason="rule_allow",site="` + e.gate + `"}`,
+		`zonegate_gate_decisions_total{outcome="authenticate",reason="authentication_required",site="` + e.gate + `"}`,
+		`zonegate_gate_check_duration_seconds_count{outcome="allow",site="` + e.gate + `"}`,
+	} {
+		if !strings.Contains(m.body, want) {
+			var ours []string
+			for _, line := range strings.Split(m.body, "\n") {
+				if strings.HasPrefix(line, "zonegate_") {
+					ours = append(ours, line)
+				}
+			}
+			t.Errorf("metrics (%d) lack %s; zonegate lines:\n%s", m.status, want, strings.Join(ours, "\n"))
+		}
 	}
 }
 

@@ -61,7 +61,7 @@ func BenchmarkCheckAllowedGateOnly(b *testing.B) {
 		if _, blocked := g.zones.Blocked(zm); blocked {
 			return false
 		}
-		return g.decide(w, r, ipOffice, zm, cleanPath(r.URL.Path), s)
+		return g.decide(w, r, ipOffice, zm, cleanPath(r.URL.Path), s).pass
 	}
 	if !run() {
 		b.Fatal("not allowed")
@@ -120,7 +120,7 @@ func TestAllowPathNoAllocs(t *testing.T) {
 	run := func() {
 		g.strip.strip(r.Header)
 		zm := g.zones.Lookup(ipOffice)
-		if !g.decide(w, r, ipOffice, zm, cleanPath(r.URL.Path), s) {
+		if !g.decide(w, r, ipOffice, zm, cleanPath(r.URL.Path), s).pass {
 			t.Fatal("not allowed")
 		}
 	}

@@ -69,8 +69,18 @@ type Config struct {
 	EndIdPSession func(ctx context.Context, sid string) error
 	// Logger receives decisions and errors. Nil discards.
 	Logger *slog.Logger
+	// Observer, when set, hears every decision with how long the gate took (for metrics).
+	Observer Observer
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+}
+
+// Observer hears about each decision the gate makes: outcome "allow", "deny",
+// "authenticate" or "unavailable", the reason (the policy's, or "blocklist_zone",
+// "session_store", "identity"), and how long the gate took. It must be cheap and safe for
+// concurrent use: it runs on every request.
+type Observer interface {
+	Decided(outcome, reason string, elapsed time.Duration)
 }
 
 // headerNames are the identity header names as sent (canonical form).
@@ -246,6 +256,30 @@ func (g *Gate) CallbackURL() string { return g.callbackURL }
 // Check runs the gate for one request from clientIP. It returns true when the request may go on
 // to the backend (identity headers already rewritten on r); otherwise it has written the response.
 func (g *Gate) Check(w http.ResponseWriter, r *http.Request, clientIP netip.Addr) bool {
+	if g.cfg.Observer == nil {
+		return g.check(w, r, clientIP).pass
+	}
+	start := time.Now()
+	v := g.check(w, r, clientIP)
+	if v.outcome != "" {
+		g.cfg.Observer.Decided(v.outcome, v.reason, time.Since(start))
+	}
+	return v.pass
+}
+
+// verdict is what check did with a request: passed it on or answered it, and for metrics the
+// outcome and reason ("" for the gate's own pages).
+type verdict struct {
+	pass            bool
+	outcome, reason string
+}
+
+// Outcomes reported to an Observer besides the policy's allow, deny and authenticate.
+const (
+	OutcomeUnavailable = "unavailable" // the store or the key could not answer: 503
+)
+
+func (g *Gate) check(w http.ResponseWriter, r *http.Request, clientIP netip.Addr) verdict {
 	// 1. Whatever happens next, no identity header from the client survives.
 	g.strip.strip(r.Header)
 
@@ -258,14 +292,14 @@ func (g *Gate) Check(w http.ResponseWriter, r *http.Request, clientIP netip.Addr
 			slog.String("ip", clientIP.String()), slog.String("method", r.Method),
 			slog.String("path", r.URL.Path), slog.String("request_id", rid))
 		g.deny(w, r, rid)
-		return false
+		return verdict{outcome: "deny", reason: "blocklist_zone"}
 	}
 
 	// 3. The gate's own paths.
 	p := cleanPath(r.URL.Path)
 	if p == "/.zonegate" || strings.HasPrefix(p, ReservedPrefix) {
 		g.serveReserved(w, r, p)
-		return false
+		return verdict{}
 	}
 
 	// 4. Session.
@@ -278,7 +312,7 @@ func (g *Gate) Check(w http.ResponseWriter, r *http.Request, clientIP netip.Addr
 		g.log.LogAttrs(r.Context(), slog.LevelError, "loading session failed; refusing the request",
 			slog.String("error", err.Error()), slog.String("ip", clientIP.String()), slog.String("request_id", rid))
 		g.unavailable(w, r, rid)
-		return false
+		return verdict{outcome: OutcomeUnavailable, reason: "session_store"}
 	case s.Kind != SessionKind || s.Host != g.host:
 		// A session for something else (an IdP session, another host sharing the store):
 		// it does not sign anyone in here.
@@ -290,7 +324,7 @@ func (g *Gate) Check(w http.ResponseWriter, r *http.Request, clientIP netip.Addr
 
 // decide evaluates the policy for a request whose zones, cleaned path and session (nil when
 // anonymous) are known, and acts on the decision.
-func (g *Gate) decide(w http.ResponseWriter, r *http.Request, clientIP netip.Addr, zm zones.Match, p string, s *websession.Session) bool {
+func (g *Gate) decide(w http.ResponseWriter, r *http.Request, clientIP netip.Addr, zm zones.Match, p string, s *websession.Session) verdict {
 	// 5. Policy.
 	f := policy.Facts{Zones: zm, Method: r.Method, Path: p}
 	if s != nil {
@@ -302,15 +336,18 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request, clientIP netip.Add
 
 	switch d.Outcome {
 	case policy.OutcomeAllow:
-		return g.allow(w, r, s, d, zm, clientIP)
+		if !g.allow(w, r, s, d, zm, clientIP) {
+			return verdict{outcome: OutcomeUnavailable, reason: "identity"}
+		}
+		return verdict{pass: true, outcome: "allow", reason: string(d.Reason)}
 	case policy.OutcomeAuthenticate:
 		g.authenticate(w, r, d, clientIP)
-		return false
+		return verdict{outcome: "authenticate", reason: string(d.Reason)}
 	default:
 		rid := newRequestID()
 		g.logDecision(r, slog.LevelInfo, "access denied", d, s, zm, clientIP, rid)
 		g.deny(w, r, rid)
-		return false
+		return verdict{outcome: "deny", reason: string(d.Reason)}
 	}
 }
 

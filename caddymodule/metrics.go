@@ -1,0 +1,71 @@
+package caddymodule
+
+import (
+	"errors"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/zonegate/zonegate/gateway"
+)
+
+// metrics are zonegate's Prometheus metrics, in Caddy's registry (served wherever the config
+// serves Caddy's metrics: the admin endpoint's /metrics, or a metrics handler).
+type metrics struct {
+	decisions *prometheus.CounterVec   // site, outcome, reason
+	duration  *prometheus.HistogramVec // site, outcome
+}
+
+func newMetrics(ctx caddy.Context) (*metrics, error) {
+	m := &metrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "zonegate", Subsystem: "gate", Name: "decisions_total",
+			Help: "Gate decisions by site, outcome (allow, deny, authenticate, unavailable) and reason.",
+		}, []string{"site", "outcome", "reason"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "zonegate", Subsystem: "gate", Name: "check_duration_seconds",
+			Help:    "Time the gate spent deciding a request (not the backend's time).",
+			Buckets: []float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2, 0.1, 1},
+		}, []string{"site", "outcome"}),
+	}
+	reg := ctx.GetMetricsRegistry()
+	if reg == nil {
+		return m, nil // not registered anywhere, still counted
+	}
+	for i, c := range []prometheus.Collector{m.decisions, m.duration} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, err
+			}
+			// Registered by an earlier app in this config's registry: use that one.
+			switch i {
+			case 0:
+				m.decisions = are.ExistingCollector.(*prometheus.CounterVec)
+			case 1:
+				m.duration = are.ExistingCollector.(*prometheus.HistogramVec)
+			}
+		}
+	}
+	return m, nil
+}
+
+// gateObserver records one site's decisions.
+type gateObserver struct {
+	decisions *prometheus.CounterVec // curried with the site
+	duration  prometheus.ObserverVec // curried with the site
+}
+
+func (m *metrics) forSite(site string) gateway.Observer {
+	return gateObserver{
+		decisions: m.decisions.MustCurryWith(prometheus.Labels{"site": site}),
+		duration:  m.duration.MustCurryWith(prometheus.Labels{"site": site}),
+	}
+}
+
+// Decided implements gateway.Observer.
+func (o gateObserver) Decided(outcome, reason string, elapsed time.Duration) {
+	o.decisions.WithLabelValues(outcome, reason).Inc()
+	o.duration.WithLabelValues(outcome).Observe(elapsed.Seconds())
+}
