@@ -23,5 +23,9 @@ func main() {
 		}
 		os.Exit(code)
 	}
+	// zonegate policy check explains what a gate would decide for one request.
+	if len(os.Args) > 1 && os.Args[1] == "policy" {
+		os.Exit(policyCommand(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	caddycmd.Main()
 }
