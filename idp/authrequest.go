@@ -34,6 +34,9 @@ type authRequest struct {
 	AuthTime  time.Time `json:"auth_time,omitzero"`
 	AMR       []string  `json:"amr,omitempty"`
 	SessionID string    `json:"sid,omitempty"`
+	// SessionExpiresAt is the session's absolute expiry: the back-channel logout record of
+	// the clients that received tokens under it lives as long.
+	SessionExpiresAt time.Time `json:"sid_expires,omitzero"`
 }
 
 var (

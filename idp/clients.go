@@ -45,6 +45,22 @@ const (
 	AlgRS256 = "RS256"
 )
 
+// Client authentication methods a Client may name in AuthMethod (the names of RFC 7591's
+// token_endpoint_auth_method).
+const (
+	// AuthClientSecretBasic sends the client id and secret in an HTTP Basic Authorization
+	// header (RFC 6749 section 2.3.1).
+	AuthClientSecretBasic = "client_secret_basic"
+	// AuthClientSecretPost sends client_id and client_secret in the form body.
+	AuthClientSecretPost = "client_secret_post"
+	// AuthPrivateKeyJWT sends a JWT signed with the client's private key as
+	// client_assertion (RFC 7523 section 2.2); the IdP checks it with the client's JWKS or
+	// JWKSURL.
+	AuthPrivateKeyJWT = "private_key_jwt"
+	// AuthNone is a public client: it only names itself with client_id and must use PKCE.
+	AuthNone = "none"
+)
+
 // defaultUserScopes are what a client without Scopes may be granted in a user's sign-in
 // (offline_access only with the refresh_token grant).
 var defaultUserScopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, scopeGroups, oidc.ScopeOfflineAccess}
@@ -99,6 +115,29 @@ func (c *Client) grantServiceScopes(requested []string) []string {
 	}
 	return out
 }
+
+// authMethod is the client's effective authentication method.
+func (c *Client) authMethod() string {
+	switch {
+	case c.AuthMethod != "":
+		return c.AuthMethod
+	case c.Secret == "":
+		return AuthNone
+	}
+	return AuthClientSecretBasic
+}
+
+// acceptsAuth reports whether the client may authenticate with method: its AuthMethod
+// only, or for a client with a secret and no AuthMethod either way of sending the secret.
+func (c *Client) acceptsAuth(method string) bool {
+	if c.AuthMethod == "" && c.Secret != "" {
+		return method == AuthClientSecretBasic || method == AuthClientSecretPost
+	}
+	return method == c.authMethod()
+}
+
+// isPublic reports whether the client has no credentials (AuthNone): it must use PKCE.
+func (c *Client) isPublic() bool { return c.authMethod() == AuthNone }
 
 // accessTokenLifetime is the client's access token lifetime, def when it has none.
 func (c *Client) accessTokenLifetime(def time.Duration) time.Duration {
@@ -168,8 +207,8 @@ func checkClient(c Client) (Client, error) {
 	switch {
 	case c.hasGrant(GrantRefreshToken) && !c.hasGrant(GrantAuthorizationCode):
 		return c, fmt.Errorf("client %q: the %s grant needs the %s grant too", c.ID, GrantRefreshToken, GrantAuthorizationCode)
-	case c.hasGrant(GrantClientCredentials) && c.Secret == "":
-		return c, fmt.Errorf("client %q: the %s grant needs a client secret", c.ID, GrantClientCredentials)
+	case c.hasGrant(GrantClientCredentials) && c.isPublic():
+		return c, fmt.Errorf("client %q: the %s grant needs a client secret or %s", c.ID, GrantClientCredentials, AuthPrivateKeyJWT)
 	case c.hasGrant(GrantClientCredentials) && strings.Contains(c.ID, ":"):
 		// The token's subject is the client id, and op's bearer token is "<id>:<subject>".
 		return c, fmt.Errorf("client %q: the %s grant needs a client id without ':'", c.ID, GrantClientCredentials)
@@ -179,6 +218,14 @@ func checkClient(c Client) (Client, error) {
 		return c, fmt.Errorf("client %q: refresh token lifetime %v is negative", c.ID, c.RefreshTokenLifetime)
 	case c.SigningAlgorithm != "" && c.SigningAlgorithm != AlgES256 && c.SigningAlgorithm != AlgRS256:
 		return c, fmt.Errorf("client %q: signing algorithm %q is not %s or %s", c.ID, c.SigningAlgorithm, AlgES256, AlgRS256)
+	}
+	if err := checkClientAuth(&c); err != nil {
+		return c, fmt.Errorf("client %q: %w", c.ID, err)
+	}
+	if c.BackChannelLogoutURI != "" {
+		if err := validateBackchannelURI(c.BackChannelLogoutURI); err != nil {
+			return c, fmt.Errorf("client %q: back-channel logout URI: %w", c.ID, err)
+		}
 	}
 	for i, sc := range c.Scopes {
 		if err := validateScope(sc); err != nil {
@@ -396,8 +443,8 @@ func (c *opClient) IDTokenUserinfoClaimsAssertion() bool {
 	return c.c.IDTokenUserinfoClaims
 }
 
-// public reports whether the client has no secret (and so must use PKCE).
-func (c *opClient) public() bool { return c.c.Secret == "" }
+// public reports whether the client has no credentials (and so must use PKCE).
+func (c *opClient) public() bool { return c.c.isPublic() }
 
 func (c *opClient) ApplicationType() op.ApplicationType {
 	if c.public() {
@@ -406,6 +453,9 @@ func (c *opClient) ApplicationType() op.ApplicationType {
 	return op.ApplicationTypeWeb
 }
 
+// AuthMethod is none for public clients and basic for every other: the interceptor in
+// front of op's endpoints has authenticated a confidential client by its own method
+// already and hands op the request with HTTP Basic naming it (see authenticateClient).
 func (c *opClient) AuthMethod() oidc.AuthMethod {
 	if c.public() {
 		return oidc.AuthMethodNone

@@ -209,6 +209,8 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	}
 	e.idp = p
 	handler.Store(p)
+	// Back-channel deliveries finish before the receivers of the test close.
+	t.Cleanup(p.backchannel.running.Wait)
 	return e
 }
 
@@ -424,9 +426,9 @@ func (r *rp) code(p page, f flow) string {
 }
 
 // exchange redeems a code and verifies the ID token (signature, audience, nonce).
-func (r *rp) exchange(code string, f flow) (*oauth2.Token, *gooidc.IDToken) {
+func (r *rp) exchange(code string, f flow, opts ...oauth2.AuthCodeOption) (*oauth2.Token, *gooidc.IDToken) {
 	r.t.Helper()
-	tok, err := r.oauth.Exchange(r.ctx, code, oauth2.VerifierOption(f.verifier))
+	tok, err := r.oauth.Exchange(r.ctx, code, append([]oauth2.AuthCodeOption{oauth2.VerifierOption(f.verifier)}, opts...)...)
 	if err != nil {
 		r.t.Fatalf("code exchange: %v", err)
 	}

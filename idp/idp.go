@@ -11,8 +11,24 @@
 // offline_access; client_credentials for confidential clients that have that grant (service
 // accounts: the token's subject is the client id, no ID token).
 //
-// Public clients (no secret) must use PKCE with S256; every client that sends a
-// code_challenge must use S256. Redirect URIs match exactly.
+// Public clients (AuthNone: no secret, no keys) must use PKCE with S256; every client that
+// sends a code_challenge must use S256. Redirect URIs match exactly.
+//
+// Client authentication at the token, revocation and introspection endpoints is checked
+// here, before op sees the request, by the one method the client registered
+// (Client.AuthMethod): client_secret_basic, client_secret_post, private_key_jwt (RFC 7523
+// assertions verified with the client's JWKS or JWKSURL, aud the issuer or the endpoint,
+// each jti used once) or none. Sending two methods at once is a bad request (RFC 6749
+// section 2.3). A refused client gets invalid_client before any code is redeemed.
+//
+// A client's sign-on Policy decides, when a sign-in to it would complete, whether the user
+// may use it from where the browser is (Config.Zones); a refusal reaches the client as
+// error=access_denied.
+//
+// Back-channel logout (OpenID Connect Back-Channel Logout 1.0): when a sign-in session ends
+// (EndSession, the end_session endpoint, or another user signing in in the same browser),
+// each client with a BackChannelLogoutURI that received tokens under it is sent a signed
+// logout token in the background.
 //
 // Refresh tokens are opaque random values stored only as their SHA-256. Each sign-in starts
 // a family; every use rotates the token (the old one stops working) and presenting a
@@ -41,6 +57,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -51,8 +68,10 @@ import (
 
 	"github.com/zonegate/zonegate/csrf"
 	"github.com/zonegate/zonegate/directory"
+	"github.com/zonegate/zonegate/policy"
 	"github.com/zonegate/zonegate/store"
 	"github.com/zonegate/zonegate/websession"
+	"github.com/zonegate/zonegate/zones"
 )
 
 // Default lifetimes.
@@ -123,9 +142,48 @@ type Client struct {
 	// revocation and introspection endpoints cross-origin. They are pooled: an origin any
 	// client lists is allowed on those endpoints. No credentials (cookies) are allowed.
 	CORSOrigins []string
-	// SigningAlgorithm signs the client's ID tokens: AlgES256 (default) or AlgRS256 for
-	// legacy relying parties. RS256 keeps an RSA key set next to the EC one.
+	// SigningAlgorithm signs the client's ID tokens (and back-channel logout tokens):
+	// AlgES256 (default) or AlgRS256 for legacy relying parties. RS256 keeps an RSA key set
+	// next to the EC one.
 	SigningAlgorithm string
+
+	// AuthMethod is how the client authenticates at the token, revocation and introspection
+	// endpoints: AuthClientSecretBasic, AuthClientSecretPost, AuthPrivateKeyJWT or AuthNone,
+	// and a client must use exactly that one. Empty means AuthNone for a client without a
+	// Secret and, for a client with one, client_secret_basic that still also accepts
+	// client_secret_post (what every client could use before this setting existed).
+	AuthMethod string
+	// JWKS is the client's public keys for AuthPrivateKeyJWT, as an inline JSON Web Key Set
+	// ({"keys":[...]}). Only public signing keys: RSA (2048 bits or more), EC P-256/384/521
+	// or Ed25519. Exactly one of JWKS and JWKSURL goes with AuthPrivateKeyJWT.
+	JWKS string
+	// JWKSURL is where the client publishes its JSON Web Key Set for AuthPrivateKeyJWT: https,
+	// or http only for localhost, 127.0.0.1 and ::1. It is fetched (5 s timeout) on first
+	// use, cached for 5 minutes, and fetched again early (at most every 10 seconds) when an
+	// assertion names a key it lacks. When a refetch fails the cached keys keep working.
+	JWKSURL string
+
+	// Policy, if set, decides whether a user may sign in to this client. It is evaluated when
+	// a sign-in to the client would complete (after the password, or silently from the
+	// single-sign-on session) with the user's username and groups, the zones of the
+	// browser's address (Config.Zones, Config.ClientIP), method GET and path "/": a client
+	// policy's rules must not depend on the path or method. Allow lets the sign-in finish;
+	// anything else ends it with error=access_denied at the client's redirect URI. It must be
+	// compiled against Config.Zones. It is not evaluated again when the client refreshes
+	// tokens, nor for client_credentials (no user). Nil allows every user.
+	Policy *policy.Policy
+
+	// BackChannelLogoutURI is the client's OpenID Connect Back-Channel Logout endpoint:
+	// absolute https (http only for localhost, 127.0.0.1 and ::1), no fragment. When a
+	// sign-in session under which the client received tokens ends, the IdP POSTs it a
+	// logout token. Empty: no back-channel logout.
+	BackChannelLogoutURI string
+	// BackChannelLogoutSessionRequired says the client needs the sid claim in logout tokens.
+	// The IdP always sends sid, so this only records the client's registration metadata.
+	BackChannelLogoutSessionRequired bool
+
+	// keys are the client's private_key_jwt keys (from JWKS or JWKSURL), set by checkClient.
+	keys *clientKeys
 }
 
 // Config configures an IdP.
@@ -155,6 +213,13 @@ type Config struct {
 	// checked lazily whenever a key is needed. 0 means DefaultKeyRotation (30 days);
 	// negative means never.
 	KeyRotation time.Duration
+	// Zones places the browser's address in network zones for the clients' sign-on
+	// Policies. Nil: every address is in no zone.
+	Zones *zones.Table
+	// ClientIP returns the browser's address for Zones. Default: the request's peer address
+	// (RemoteAddr). Behind a proxy pass one that believes forwarded addresses only from
+	// trusted proxies (Caddy's client_ip); a zero Addr is in no zone.
+	ClientIP func(*http.Request) netip.Addr
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
@@ -183,6 +248,15 @@ type IdP struct {
 
 	corsPaths map[string]bool // endpoints that answer CORS requests; set once in New
 	tokenPath string          // the token endpoint's path
+	// clientAuthPaths are the endpoints where clients authenticate (token, revocation,
+	// introspection); set once in New.
+	clientAuthPaths map[string]bool
+
+	zones    *zones.Table
+	clientIP func(*http.Request) netip.Addr
+
+	jwksClient  *http.Client // fetches clients' JWKSURL
+	backchannel *backchannel // sends back-channel logout tokens
 }
 
 // New checks cfg, loads or creates the signing keys (completing a key record written by an
@@ -221,6 +295,9 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.ClientIP == nil {
+		cfg.ClientIP = peerAddr
+	}
 
 	p := &IdP{
 		issuer:              issuerURL.String(),
@@ -233,7 +310,11 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 		now:                 cfg.Now,
 		accessTokenLifetime: cfg.AccessTokenLifetime,
 		idTokenLifetime:     cfg.IDTokenLifetime,
+		zones:               cfg.Zones,
+		clientIP:            cfg.ClientIP,
+		jwksClient:          newJWKSClient(),
 	}
+	p.backchannel = newBackchannel(p)
 	p.clients = newClientRegistry()
 	for i, c := range cfg.Clients {
 		if err := p.clients.add(c); err != nil {
@@ -247,7 +328,9 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 	}
 	p.storage = &opStorage{p: p}
 
-	opts := []op.Option{op.WithCORSOptions(p.corsOptions())}
+	// The interceptor runs inside op's router, after its CORS handling: it serves discovery
+	// and authenticates clients before op's token, revocation and introspection endpoints.
+	opts := []op.Option{op.WithCORSOptions(p.corsOptions()), op.WithHttpInterceptors(p.intercept)}
 	if issuerURL.Scheme == "http" {
 		opts = append(opts, op.WithAllowInsecure())
 	}
@@ -259,6 +342,9 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 		SupportedUILocales:       []language.Tag{language.English},
 		SupportedScopes:          []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, scopeGroups, oidc.ScopeOfflineAccess},
 		GrantTypeRefreshToken:    true,
+		// Back-channel logout always carries sid.
+		BackChannelLogoutSupported:        true,
+		BackChannelLogoutSessionSupported: true,
 		SupportedClaims: []string{
 			"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "amr", "c_hash", "at_hash",
 			"azp", "sid", "preferred_username", "name", "email", "email_verified", claimGroups,
@@ -269,6 +355,11 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 	}
 	p.setCORSPaths()
 	p.tokenPath = p.op.TokenEndpoint().Relative()
+	p.clientAuthPaths = map[string]bool{
+		p.tokenPath:                             true,
+		p.op.RevocationEndpoint().Relative():    true,
+		p.op.IntrospectionEndpoint().Relative(): true,
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+pathLogin, p.handleLoginForm)
@@ -372,7 +463,8 @@ func (p *IdP) SigningKey(ctx context.Context) (kid string, key *ecdsa.PrivateKey
 
 // EndSession ends the single-sign-on session with id sid (the ID token's sid claim): the
 // session, the gate sessions started from it, and the access and refresh tokens issued
-// under it.
+// under it. Clients with a BackChannelLogoutURI that received tokens under it are sent a
+// logout token in the background; EndSession does not wait for them.
 // Ending an unknown session is not an error.
 func (p *IdP) EndSession(ctx context.Context, sid string) error {
 	if sid == "" {
@@ -393,6 +485,9 @@ func (p *IdP) EndSession(ctx context.Context, sid string) error {
 		}
 	}
 	if err := p.sessions.Revoke(ctx, sid); err != nil {
+		return fmt.Errorf("idp: ending session: %w", err)
+	}
+	if err := p.backchannelLogout(ctx, sid); err != nil {
 		return fmt.Errorf("idp: ending session: %w", err)
 	}
 	return nil

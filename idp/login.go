@@ -52,7 +52,7 @@ func (p *IdP) handleLoginForm(w http.ResponseWriter, r *http.Request) {
 		if _, err := p.storage.activeUser(sess.Username, sess.UserID); err == nil {
 			p.log.DebugContext(ctx, "idp: reusing the single-sign-on session",
 				slog.String("user", sess.Username), slog.String("client_id", a.ClientID))
-			p.complete(w, r, a.ID, sess)
+			p.complete(w, r, a, sess)
 			return
 		}
 		p.log.InfoContext(ctx, "idp: single-sign-on session of an inactive user ignored", slog.String("user", sess.Username))
@@ -115,7 +115,8 @@ func (p *IdP) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if err := p.replaceSession(ctx, r, u); err != nil {
+	replaced, err := p.replaceSession(ctx, r, u)
+	if err != nil {
 		p.log.ErrorContext(ctx, "idp: ending the previous session", slog.Any("error", err))
 		p.renderMessage(w, r, http.StatusServiceUnavailable, "Sign in", msgUnavailable, "")
 		return
@@ -135,46 +136,61 @@ func (p *IdP) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 		p.renderMessage(w, r, http.StatusServiceUnavailable, "Sign in", msgUnavailable, "")
 		return
 	}
+	if replaced != "" {
+		if err := p.carrySessionClients(ctx, replaced, sess); err != nil {
+			p.log.ErrorContext(ctx, "idp: signing in again", slog.Any("error", err))
+		}
+	}
 	p.log.InfoContext(ctx, "idp: signed in", slog.String("username", u.Username),
 		slog.String("client_id", a.ClientID), slog.String("remote", r.RemoteAddr))
-	p.complete(w, r, a.ID, sess)
+	p.complete(w, r, a, sess)
 }
 
 // replaceSession ends the browser's current SSO session before a new sign-in: just the
-// session record when the same user signs in again, everything under it (gate sessions,
-// access tokens) when another user takes over the browser.
-func (p *IdP) replaceSession(ctx context.Context, r *http.Request, u directory.User) error {
+// session record when the same user signs in again (it returns that session's id, whose
+// back-channel logout list the new session takes over), everything under it (gate
+// sessions, access tokens, back-channel logout) when another user takes over the browser.
+func (p *IdP) replaceSession(ctx context.Context, r *http.Request, u directory.User) (string, error) {
 	old, err := p.sessions.Load(r)
 	if errors.Is(err, websession.ErrNoSession) {
-		return nil
+		return "", nil
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
 	if old.UserID == u.ID {
-		return p.sessions.Revoke(ctx, old.ID)
+		return old.ID, p.sessions.Revoke(ctx, old.ID)
 	}
-	return p.EndSession(ctx, old.ID)
+	return "", p.EndSession(ctx, old.ID)
 }
 
 // complete marks the auth request as authenticated by the session and sends the browser to
-// op's callback, which issues the code.
-func (p *IdP) complete(w http.ResponseWriter, r *http.Request, id string, s *websession.Session) {
+// op's callback, which issues the code. A client's sign-on policy decides first: a user it
+// does not allow goes back to the client with error=access_denied.
+func (p *IdP) complete(w http.ResponseWriter, r *http.Request, a *authRequest, s *websession.Session) {
 	ctx := r.Context()
-	_, err := p.storage.authRequests().Update(ctx, id, func(a authRequest) (authRequest, time.Time, error) {
+	if !p.signOnAllowed(r, a, s) {
+		if err := p.storage.DeleteAuthRequest(ctx, a.ID); err != nil {
+			p.log.WarnContext(ctx, "idp: removing a denied auth request", slog.Any("error", err))
+		}
+		op.AuthRequestError(w, r, a, oidc.ErrAccessDenied(), p.op)
+		return
+	}
+	_, err := p.storage.authRequests().Update(ctx, a.ID, func(a authRequest) (authRequest, time.Time, error) {
 		a.Completed = true
 		a.UserID = s.UserID
 		a.Username = s.Username
 		a.AuthTime = s.AuthTime
 		a.AMR = slices.Clone(s.AMR)
 		a.SessionID = s.ID
+		a.SessionExpiresAt = s.ExpiresAt
 		return a, time.Time{}, nil
 	})
 	if err != nil {
 		p.authRequestFailed(w, r, err)
 		return
 	}
-	http.Redirect(w, r, op.AuthCallbackURL(p.op)(ctx, id), http.StatusSeeOther)
+	http.Redirect(w, r, op.AuthCallbackURL(p.op)(ctx, a.ID), http.StatusSeeOther)
 }
 
 // loadAuthRequest loads the request a page works on, answering the browser itself when it

@@ -174,6 +174,9 @@ func (s *opStorage) startFamily(ctx context.Context, a *authRequest) (string, st
 	if _, err := s.activeUser(a.Username, a.UserID); err != nil {
 		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the user can no longer sign in").WithParent(err)
 	}
+	if err := s.p.noteSessionClient(ctx, c, a); err != nil {
+		return "", "", time.Time{}, err
+	}
 	now := s.p.now()
 	token := newRefreshToken()
 	fam := refreshFamily{

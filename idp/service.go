@@ -27,13 +27,16 @@ func (r *serviceRequest) GetScopes() []string   { return slices.Clone(r.scopes) 
 
 var _ op.ClientCredentialsStorage = (*opStorage)(nil)
 
-// ClientCredentials authenticates a client for the client_credentials grant (op then checks
-// that the client has the grant). The secret is compared in constant time, and an unknown
-// client costs the same work as a known one.
-func (s *opStorage) ClientCredentials(_ context.Context, clientID, clientSecret string) (op.Client, error) {
-	c, err := s.authenticateClient(clientID, clientSecret)
-	if err != nil {
-		return nil, err
+// ClientCredentials returns the client of a client_credentials grant, which the
+// interceptor authenticated by its registered method (authenticateClient); op then checks
+// that the client has the grant.
+func (s *opStorage) ClientCredentials(ctx context.Context, clientID, _ string) (op.Client, error) {
+	if clientID == "" || authenticatedClient(ctx) != clientID {
+		return nil, errors.New("client not authenticated")
+	}
+	c, ok := s.p.clients.get(clientID)
+	if !ok {
+		return nil, errors.New("unknown client")
 	}
 	return s.opClient(c), nil
 }
@@ -68,28 +71,6 @@ func (s *opStorage) createServiceToken(ctx context.Context, r *serviceRequest) (
 	}
 	s.p.log.InfoContext(ctx, "idp: service token issued", slog.String("client_id", c.ID), slog.Any("scopes", t.Scopes))
 	return t.ID, t.ExpiresAt, nil
-}
-
-// authenticateClient checks a confidential client's id and secret.
-func (s *opStorage) authenticateClient(id, secret string) (*Client, error) {
-	c, ok := s.p.clients.get(id)
-	if !ok {
-		secretMatches("", secret) // same work as a known client
-		return nil, errors.New("unknown client")
-	}
-	if c.Secret == "" {
-		return nil, errors.New("client has no secret")
-	}
-	if !secretMatches(c.Secret, secret) {
-		return nil, errors.New("wrong client secret")
-	}
-	return c, nil
-}
-
-// AuthorizeClientIDSecret checks a confidential client's secret in constant time.
-func (s *opStorage) AuthorizeClientIDSecret(_ context.Context, id, secret string) error {
-	_, err := s.authenticateClient(id, secret)
-	return err
 }
 
 // algHint carries, through one token request, the signing algorithm of the client op

@@ -93,7 +93,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	if !c.hasGrant(GrantAuthorizationCode) {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("this client may not use the authorization code flow")
 	}
-	if req.CodeChallenge == "" && c.Secret == "" {
+	if req.CodeChallenge == "" && c.isPublic() {
 		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE is required for this client: send code_challenge with code_challenge_method=S256")
 	}
 	if req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
@@ -196,6 +196,9 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 		}
 		if _, err := s.activeUser(r.Username, r.UserID); err != nil {
 			return "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the user can no longer sign in").WithParent(err)
+		}
+		if err := s.p.noteSessionClient(ctx, c, r); err != nil {
+			return "", time.Time{}, err
 		}
 		return s.createUserToken(ctx, c, r.UserID, r.Username, r.SessionID, r.Scopes, nil)
 	case *serviceRequest:
@@ -300,25 +303,33 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenOrTokenID, userID, cli
 // SigningKey returns the current key that signs the ID tokens of this request's client:
 // the RS256 key for a client with SigningAlgorithm RS256, the ES256 key otherwise.
 func (s *opStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
-	alg := signingAlgFromContext(ctx)
-	set, err := s.p.keys.get(ctx)
+	k, err := s.p.currentSigner(ctx, signingAlgFromContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return opSigningKey{k}, nil
+}
+
+// currentSigner returns the current signing key for alg (RS256, or ES256 for anything else).
+func (p *IdP) currentSigner(ctx context.Context, alg jose.SignatureAlgorithm) (*signer, error) {
+	set, err := p.keys.get(ctx)
 	if err != nil {
 		return nil, err
 	}
 	k, ok := set.signingKey(alg)
 	if !ok {
 		// A client added on another node asked for RS256 first: create the RSA keys.
-		if err := s.p.keys.ensureRSA(ctx); err != nil {
+		if err := p.keys.ensureRSA(ctx); err != nil {
 			return nil, err
 		}
-		if set, err = s.p.keys.get(ctx); err != nil {
+		if set, err = p.keys.get(ctx); err != nil {
 			return nil, err
 		}
 		if k, ok = set.signingKey(alg); !ok {
 			return nil, errors.New("no RS256 signing key")
 		}
 	}
-	return opSigningKey{k}, nil
+	return k, nil
 }
 
 // SignatureAlgorithms lists ES256, and RS256 once a client uses it.
@@ -501,9 +512,10 @@ func (s *opStorage) GetPrivateClaimsFromScopes(context.Context, string, string, 
 	return nil, nil
 }
 
-// GetKeyByIDAndClientID: JWT client authentication and the JWT profile grant are not offered.
+// GetKeyByIDAndClientID: op's own JWT client authentication and the JWT profile grant are
+// not used; private_key_jwt is checked before op (verifyClientAssertion).
 func (s *opStorage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
-	return nil, errors.New("JWT client authentication is not supported")
+	return nil, errors.New("JWT client authentication through op is not supported")
 }
 
 // ValidateJWTProfileScopes: the JWT profile grant is not offered.
