@@ -98,6 +98,8 @@ func TestAdaptErrors(t *testing.T) {
 		{"oidc unknown option", global + "http://localhost:9090 {\n\tzonegate_gate p {\n\t\turl http://localhost:9090\n\t\toidc {\n\t\t\tissuer_url https://idp.example.com\n\t\t}\n\t}\n}\n", `@14@unknown oidc option "issuer_url"`},
 		{"redis without target", "{\n\tzonegate {\n\t\tstorage redis {\n\t\t\tkey_prefix zg:\n\t\t}\n\t}\n}\n", `@5@storage redis needs exactly one of`},
 		{"redis two targets", "{\n\tzonegate {\n\t\tstorage redis redis://a:6379 {\n\t\t\tcluster b:6379\n\t\t}\n\t}\n}\n", `storage redis needs exactly one of`},
+		{"client unknown policy", "{\n\tzonegate {\n\t\tclient app {\n\t\t\tredirect_uri https://app.example.com/cb\n\t\t\tpolicy nope\n\t\t}\n\t}\n}\n", `client "app": unknown policy "nope"`},
+		{"client bad auth method", "{\n\tzonegate {\n\t\tclient app {\n\t\t\tauth_method tls_client_auth\n\t\t}\n\t}\n}\n", `@4@auth_method "tls_client_auth"`},
 		{"idp with args", global + "http://localhost:9091 {\n\tzonegate_idp extra\n}\n", `@11@zonegate_idp takes no arguments`},
 	}
 	for _, tc := range cases {

@@ -146,6 +146,20 @@ type ClientConfig struct {
 	CORSOrigins []string `json:"cors_origins,omitempty"`
 	// SigningAlgorithm of the client's ID tokens: ES256 (default) or RS256 for legacy apps.
 	SigningAlgorithm string `json:"signing_algorithm,omitempty"`
+	// AuthMethod holds the client to one way of authenticating at the token endpoint:
+	// client_secret_basic, client_secret_post, private_key_jwt or none. Default: a client with
+	// a secret may send it either way; one without is public.
+	AuthMethod string `json:"auth_method,omitempty"`
+	// JWKS (inline JSON) or JWKSURL holds the client's public keys for private_key_jwt.
+	JWKS    string `json:"jwks,omitempty"`
+	JWKSURL string `json:"jwks_url,omitempty"`
+	// Policy names a policy (as the gates use) that decides who may sign in to this client,
+	// evaluated with the user's groups and the browser's zones; a deny reaches the client as
+	// access_denied.
+	Policy string `json:"policy,omitempty"`
+	// BackChannelLogoutURI receives a signed logout token when a session the client got tokens
+	// under ends.
+	BackChannelLogoutURI string `json:"backchannel_logout_uri,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -241,6 +255,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if c.Secret != "" && secret == "" {
 			return fmt.Errorf("zonegate: client %q: secret is empty once its placeholders are replaced", c.ID)
 		}
+		var signOn *policy.Policy
+		if c.Policy != "" {
+			if signOn, err = a.policy(c.Policy); err != nil {
+				return fmt.Errorf("zonegate: client %q: %w", c.ID, err)
+			}
+		}
 		clients = append(clients, idp.Client{
 			ID: c.ID, Secret: secret, RedirectURIs: c.RedirectURIs,
 			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
@@ -250,6 +270,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 			RefreshTokenLifetime:   time.Duration(c.RefreshTokenLifetime),
 			CORSOrigins:            c.CORSOrigins,
 			SigningAlgorithm:       c.SigningAlgorithm,
+			AuthMethod:             c.AuthMethod,
+			JWKS:                   c.JWKS,
+			JWKSURL:                c.JWKSURL,
+			Policy:                 signOn,
+			BackChannelLogoutURI:   c.BackChannelLogoutURI,
 		})
 	}
 	clients = append(clients, idp.Client{ID: gateClientID, Secret: a.secrets.GateClientSecret, IDTokenUserinfoClaims: true})
@@ -261,6 +286,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		CSRF:      a.csrf,
 		CryptoKey: a.secrets.OIDCCryptoKey,
 		Clients:   clients,
+		Zones:     a.zones,
+		ClientIP:  clientIP,
 		Logger:    a.logger.With("component", "idp"),
 	})
 	if err != nil {

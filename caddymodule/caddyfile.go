@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -71,6 +72,10 @@ func init() {
 //	        refresh_token_lifetime <duration>
 //	        cors_origins <origin>...  # browser apps: https://app.example.com
 //	        signing_algorithm ES256|RS256
+//	        auth_method client_secret_basic|client_secret_post|private_key_jwt|none
+//	        jwks <json> | jwks_url <url>   # the client's keys, for private_key_jwt
+//	        policy <name>             # who may sign in to this app (zones, groups)
+//	        backchannel_logout_uri <url>
 //	    }
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -168,6 +173,14 @@ func checkZonesAndPolicies(d *caddyfile.Dispenser, app *App, policyLines []int) 
 	table, err := zones.Compile(defs)
 	if err != nil {
 		return d.Errf("%v", err)
+	}
+	for _, c := range app.Clients {
+		if c.Policy == "" {
+			continue
+		}
+		if !slices.ContainsFunc(app.Policies, func(p PolicyConfig) bool { return p.Name == c.Policy }) {
+			return d.Errf("client %q: unknown policy %q", c.ID, c.Policy)
+		}
 	}
 	for i, pc := range app.Policies {
 		def, err := pc.def()
@@ -476,6 +489,31 @@ func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
 			} else {
 				c.RefreshTokenLifetime = caddy.Duration(dur)
 			}
+		case "auth_method":
+			if !d.AllArgs(&c.AuthMethod) {
+				return c, d.ArgErr()
+			}
+			switch c.AuthMethod {
+			case "client_secret_basic", "client_secret_post", "private_key_jwt", "none":
+			default:
+				return c, d.Errf("client %q: auth_method %q: want client_secret_basic, client_secret_post, private_key_jwt or none", c.ID, c.AuthMethod)
+			}
+		case "jwks":
+			if !d.AllArgs(&c.JWKS) {
+				return c, d.ArgErr()
+			}
+		case "jwks_url":
+			if !d.AllArgs(&c.JWKSURL) {
+				return c, d.ArgErr()
+			}
+		case "policy":
+			if !d.AllArgs(&c.Policy) {
+				return c, d.ArgErr()
+			}
+		case "backchannel_logout_uri":
+			if !d.AllArgs(&c.BackChannelLogoutURI) {
+				return c, d.ArgErr()
+			}
 		case "signing_algorithm":
 			if !d.AllArgs(&c.SigningAlgorithm) {
 				return c, d.ArgErr()
@@ -484,7 +522,7 @@ func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
 				return c, d.Errf("client %q: signing_algorithm %q: want ES256 or RS256", c.ID, c.SigningAlgorithm)
 			}
 		default:
-			return c, d.Errf("client %q: unknown option %q (want secret, redirect_uri, post_logout_redirect_uri, grant_types, scopes, access_token_lifetime, refresh_token_lifetime, cors_origins or signing_algorithm)", c.ID, d.Val())
+			return c, d.Errf("client %q: unknown option %q (want secret, redirect_uri, post_logout_redirect_uri, grant_types, scopes, access_token_lifetime, refresh_token_lifetime, cors_origins, signing_algorithm, auth_method, jwks, jwks_url, policy or backchannel_logout_uri)", c.ID, d.Val())
 		}
 	}
 	serviceOnly := len(c.GrantTypes) > 0
