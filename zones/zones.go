@@ -11,7 +11,8 @@ import (
 	"strings"
 )
 
-// Def is one zone as configured.
+// Def is one zone as configured. A zone needs at least one entry, country, ASN or list; an
+// address is in the zone if any of them covers it.
 type Def struct {
 	// Name identifies the zone in policies and logs: 1 to 64 characters of a-z, 0-9, '_' and
 	// '-', unique within a Table.
@@ -20,8 +21,24 @@ type Def struct {
 	Blocklist bool
 	// Entries are the addresses in the zone, each a CIDR ("10.0.0.0/8", "2001:db8::/32"), a
 	// single address ("192.0.2.7", "::1") or a range of one family ("10.0.0.1-10.0.0.50"); see
-	// ParseEntry. A zone needs at least one entry. Entries may overlap, within and across zones.
+	// ParseEntry. Entries may overlap, within and across zones.
 	Entries []string
+	// Countries adds the addresses a GeoIP2/GeoLite2 database places in a country, by ISO
+	// 3166-1 alpha-2 code ("DE"), or in a region of one, by ISO 3166-2 code ("DE-BY": the
+	// country, a dash and the 1 to 3 letters or digits of the subdivision). Case does not
+	// matter. They need CompileWith and Sources.CountryDB (a City database for regions).
+	Countries []string
+	// ASNs adds the addresses an ASN database (GeoLite2-ASN format) assigns to one of these
+	// autonomous system numbers. They need CompileWith and Sources.ASNDB.
+	ASNs []uint32
+	// Lists adds the addresses in these files, re-read when they change (see CompileWith for
+	// the format). They need CompileWith.
+	Lists []string
+}
+
+// empty reports whether d has nothing that puts an address in the zone.
+func (d *Def) empty() bool {
+	return len(d.Entries) == 0 && len(d.Countries) == 0 && len(d.ASNs) == 0 && len(d.Lists) == 0
 }
 
 // maxNameLen is the longest zone name Compile accepts.
@@ -30,7 +47,9 @@ const maxNameLen = 64
 // Table is a compiled set of zones. Lookup is a binary search over sorted, non-overlapping
 // address intervals, each carrying the Match of the zones that cover it, so it is O(log n) and
 // allocates nothing; a small index on the top bits of the address picks the slice to search.
-// A Table is immutable and safe for concurrent use. A nil *Table has no zones.
+// A Table is safe for concurrent use. A Table from Compile is immutable; one from CompileWith
+// whose zones use lists or databases swaps in a new version of its intervals when they change,
+// and each Lookup sees one whole version. A nil *Table has no zones.
 type Table struct {
 	names  []string
 	byName map[string]int
@@ -52,72 +71,137 @@ type Table struct {
 	v6m     []uint32
 	v6idx   []uint32
 	v6shift uint8
+
+	// dyn is set on a Table from CompileWith whose zones use lists or databases: its current
+	// version of the intervals above (a Table with only those fields) replaces them in Lookup.
+	dyn *dynamic
 }
 
-// Compile checks defs and builds a Table. Zone i of the table is defs[i]. It fails on more than
-// MaxZones zones, a bad or duplicate name, a zone without entries or any bad entry; the error
-// names the zone and the entry (numbered from 1), e.g.
+// Compile checks defs and builds a Table of static zones: zone i of the table is defs[i]. It
+// fails on more than MaxZones zones, a bad or duplicate name, a zone without entries, any bad
+// entry, or a zone that uses countries, ASNs or lists (those need CompileWith); the error names
+// the zone and the entry (numbered from 1), e.g.
 //
 //	zone "office": entry 2 ("10.0.0.9-10.0.0.1"): range start is after its end
 //
 // No defs gives an empty Table, in which every address is in no zone.
 func Compile(defs []Def) (*Table, error) {
-	if len(defs) > MaxZones {
-		return nil, fmt.Errorf("too many zones: %d (at most %d)", len(defs), MaxZones)
+	t, ev4, ev6, err := newTable(defs)
+	if err != nil {
+		return nil, err
 	}
-	t := &Table{
+	for _, d := range defs {
+		var what string
+		switch {
+		case len(d.Countries) > 0:
+			what = "countries"
+		case len(d.ASNs) > 0:
+			what = "ASNs"
+		case len(d.Lists) > 0:
+			what = "list files"
+		default:
+			continue
+		}
+		return nil, fmt.Errorf("zone %q: %s need CompileWith", d.Name, what)
+	}
+	l := sweepLayer(ev4, ev6)
+	t.matches, t.v4, t.v4m, t.v6, t.v6m = l.matches, l.v4, l.v4m, l.v6, l.v6m
+	t.index()
+	return t, nil
+}
+
+// newTable checks defs and returns a Table with their names and blocklist set, and the events
+// of their static entries. It checks the shape of countries and ASNs but not whether a source
+// for them is given.
+func newTable(defs []Def) (t *Table, ev4 []event[uint32], ev6 []event[u128], err error) {
+	if len(defs) > MaxZones {
+		return nil, nil, nil, fmt.Errorf("too many zones: %d (at most %d)", len(defs), MaxZones)
+	}
+	t = &Table{
 		names:  make([]string, len(defs)),
 		byName: make(map[string]int, len(defs)),
 	}
-	var ev4 []event[uint32]
-	var ev6 []event[u128]
 	for i, d := range defs {
 		if err := checkName(d.Name); err != nil {
-			return nil, fmt.Errorf("zone %d (%q): %w", i+1, d.Name, err)
+			return nil, nil, nil, fmt.Errorf("zone %d (%q): %w", i+1, d.Name, err)
 		}
 		if j, dup := t.byName[d.Name]; dup {
-			return nil, fmt.Errorf("zone %q: name already used by zone %d", d.Name, j+1)
+			return nil, nil, nil, fmt.Errorf("zone %q: name already used by zone %d", d.Name, j+1)
 		}
 		t.names[i] = d.Name
 		t.byName[d.Name] = i
 		if d.Blocklist {
 			t.block = t.block.With(i)
 		}
-		if len(d.Entries) == 0 {
-			return nil, fmt.Errorf("zone %q: no entries", d.Name)
+		if d.empty() {
+			return nil, nil, nil, fmt.Errorf("zone %q: no entries", d.Name)
 		}
 		z := uint16(i)
 		for j, e := range d.Entries {
 			from, to, err := ParseEntry(e)
 			if err != nil {
-				return nil, fmt.Errorf("zone %q: entry %d (%q): %w", d.Name, j+1, trimmed(e), err)
+				return nil, nil, nil, fmt.Errorf("zone %q: entry %d (%q): %w", d.Name, j+1, trimmed(e), err)
 			}
 			if from.Is4() {
-				lo, hi := v4key(from), v4key(to)
-				ev4 = append(ev4, event[uint32]{lo, z, +1})
-				if hi != ^uint32(0) {
-					ev4 = append(ev4, event[uint32]{hi + 1, z, -1})
-				}
+				ev4 = addEvents4(ev4, z, v4key(from), v4key(to))
 			} else {
-				lo, hi := v6key(from), v6key(to)
-				ev6 = append(ev6, event[u128]{lo, z, +1})
-				if !hi.isMax() {
-					ev6 = append(ev6, event[u128]{hi.next(), z, -1})
-				}
+				ev6 = addEvents6(ev6, z, v6key(from), v6key(to))
+			}
+		}
+		for j, c := range d.Countries {
+			if _, err := parseCountry(c); err != nil {
+				return nil, nil, nil, fmt.Errorf("zone %q: country %d (%q): %w", d.Name, j+1, trimmed(c), err)
+			}
+		}
+		for j, a := range d.ASNs {
+			if a == 0 {
+				return nil, nil, nil, fmt.Errorf("zone %q: ASN %d: 0 is not an AS number", d.Name, j+1)
+			}
+		}
+		for j, p := range d.Lists {
+			if strings.TrimSpace(p) == "" {
+				return nil, nil, nil, fmt.Errorf("zone %q: list %d: empty file name", d.Name, j+1)
 			}
 		}
 	}
-	ids := matchIDs{t: t, ids: map[Match]uint32{{}: 0}}
-	t.matches = []Match{{}}
-	t.v4, t.v4m = sweep(ev4, cmp.Compare[uint32], &ids)
-	t.v6, t.v6m = sweep(ev6, u128.cmp, &ids)
+	return t, ev4, ev6, nil
+}
+
+// addEvents4 adds the events of the IPv4 interval [lo, hi] of zone z.
+func addEvents4(ev []event[uint32], z uint16, lo, hi uint32) []event[uint32] {
+	ev = append(ev, event[uint32]{lo, z, +1})
+	if hi != ^uint32(0) {
+		ev = append(ev, event[uint32]{hi + 1, z, -1})
+	}
+	return ev
+}
+
+// addEvents6 adds the events of the IPv6 interval [lo, hi] of zone z.
+func addEvents6(ev []event[u128], z uint16, lo, hi u128) []event[u128] {
+	ev = append(ev, event[u128]{lo, z, +1})
+	if !hi.isMax() {
+		ev = append(ev, event[u128]{hi.next(), z, -1})
+	}
+	return ev
+}
+
+// sweepLayer returns a Table holding only the intervals (not indexed) that the events make.
+func sweepLayer(ev4 []event[uint32], ev6 []event[u128]) *Table {
+	l := &Table{matches: []Match{{}}}
+	ids := matchIDs{t: l, ids: map[Match]uint32{{}: 0}}
+	l.v4, l.v4m = sweep(ev4, cmp.Compare[uint32], &ids)
+	l.v6, l.v6m = sweep(ev6, u128.cmp, &ids)
+	return l
+}
+
+// index builds the top-bits index of t's intervals.
+func (t *Table) index() {
 	k := indexBits(len(t.v4))
 	t.v4shift = uint8(32 - k)
 	t.v4idx = buildIndex(len(t.v4), k, func(i int) uint64 { return uint64(t.v4[i] >> t.v4shift) })
 	k = indexBits(len(t.v6))
 	t.v6shift = uint8(64 - k)
 	t.v6idx = buildIndex(len(t.v6), k, func(i int) uint64 { return t.v6[i].hi >> t.v6shift })
-	return t, nil
 }
 
 // trimmed is the entry as ParseEntry reads it, for error messages.
@@ -237,6 +321,9 @@ func (m Match) without(i int) Match {
 func (t *Table) Lookup(ip netip.Addr) Match {
 	if t == nil || !ip.IsValid() {
 		return Match{}
+	}
+	if t.dyn != nil {
+		t = t.dyn.cur.Load()
 	}
 	ip = ip.Unmap()
 	if ip.Is4() {
