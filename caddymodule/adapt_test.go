@@ -91,7 +91,7 @@ func TestAdaptErrors(t *testing.T) {
 		{"gate bad header", global + "http://localhost:9090 {\n\tzonegate_gate p {\n\t\turl http://localhost:9090\n\t\theader role X-Role\n\t}\n}\n", `@13@unknown identity header "role"`},
 		{"bad zone entry", "{\n\tzonegate {\n\t\tzone office 10.0.0.0/8 {\n\t\t\t192.168.1.1/16\n\t\t}\n\t}\n}\n", `@4@zone "office": `},
 		{"bad zone range", "{\n\tzonegate {\n\t\tzone lab 10.0.0.9-10.0.0.1\n\t}\n}\n", `@3@zone "lab": `},
-		{"duplicate zone", "{\n\tzonegate {\n\t\tzone a 10.0.0.0/8\n\t\tzone a 11.0.0.0/8\n\t}\n}\n", `name already used`},
+		{"duplicate zone", "{\n\tzonegate {\n\t\tzone a 10.0.0.0/8\n\t\tzone a 11.0.0.0/8\n\t}\n}\n", `zone "a" is defined twice`},
 		{"rule names unknown zone", "{\n\tzonegate {\n\t\tzone office 10.0.0.0/8\n\t\tpolicy p {\n\t\t\trule r {\n\t\t\t\tallow\n\t\t\t\tzone ofice\n\t\t\t}\n\t\t}\n\t}\n}\n", `unknown zone "ofice" (policy at line 4)`},
 		{"bad path pattern", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t\trule {\n\t\t\t\tdeny\n\t\t\t\tpath admin/*\n\t\t\t}\n\t\t}\n\t}\n}\n", `(policy at line 3)`},
 		{"oidc without client_id", global + "http://localhost:9090 {\n\tzonegate_gate p {\n\t\turl http://localhost:9090\n\t\toidc {\n\t\t\tissuer https://idp.example.com\n\t\t}\n\t}\n}\n", `@15@oidc needs issuer and client_id`},
@@ -100,6 +100,9 @@ func TestAdaptErrors(t *testing.T) {
 		{"redis two targets", "{\n\tzonegate {\n\t\tstorage redis redis://a:6379 {\n\t\t\tcluster b:6379\n\t\t}\n\t}\n}\n", `storage redis needs exactly one of`},
 		{"client unknown policy", "{\n\tzonegate {\n\t\tclient app {\n\t\t\tredirect_uri https://app.example.com/cb\n\t\t\tpolicy nope\n\t\t}\n\t}\n}\n", `client "app": unknown policy "nope"`},
 		{"client bad auth method", "{\n\tzonegate {\n\t\tclient app {\n\t\t\tauth_method tls_client_auth\n\t\t}\n\t}\n}\n", `@4@auth_method "tls_client_auth"`},
+		{"country without database", "{\n\tzonegate {\n\t\tzone eu {\n\t\t\tcountry DE FR\n\t\t}\n\t}\n}\n", `zone "eu" names countries or ASNs: add geoip`},
+		{"bad asn", "{\n\tzonegate {\n\t\tzone cloud {\n\t\t\tasn AS0\n\t\t}\n\t}\n}\n", `@4@zone "cloud": asn "AS0"`},
+		{"empty zone", "{\n\tzonegate {\n\t\tzone nothing {\n\t\t\tblocklist\n\t\t}\n\t}\n}\n", `zone "nothing": no addresses, countries, ASNs or lists`},
 		{"idp with args", global + "http://localhost:9091 {\n\tzonegate_idp extra\n}\n", `@11@zonegate_idp takes no arguments`},
 	}
 	for _, tc := range cases {

@@ -52,6 +52,9 @@ type App struct {
 	// Zones are the named network zones, in order.
 	Zones []ZoneConfig `json:"zones,omitempty"`
 
+	// GeoIP names the databases for zones by country, region or ASN.
+	GeoIP *GeoIPConfig `json:"geoip,omitempty"`
+
 	// Policies are the named policies gates refer to.
 	Policies []PolicyConfig `json:"policies,omitempty"`
 
@@ -88,13 +91,30 @@ type SessionConfig struct {
 	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
 }
 
-// ZoneConfig is one named network zone.
+// ZoneConfig is one named network zone. An address is in it when any of its sources say so.
 type ZoneConfig struct {
 	Name string `json:"name"`
 	// Blocklist zones deny every request from them, before any sign-in, on every site.
 	Blocklist bool `json:"blocklist,omitempty"`
 	// Entries are CIDRs, single addresses and ranges (a-b), IPv4 or IPv6.
 	Entries []string `json:"entries,omitempty"`
+	// Countries are ISO 3166-1 codes ("DE") or subdivisions ("DE-BY"), from GeoIP.CountryDB.
+	Countries []string `json:"countries,omitempty"`
+	// ASNs are autonomous system numbers, from GeoIP.ASNDB.
+	ASNs []uint32 `json:"asns,omitempty"`
+	// Lists are files of addresses, CIDRs and ranges, one per line (Tor exits, anonymizers),
+	// re-read when they change.
+	Lists []string `json:"lists,omitempty"`
+}
+
+// GeoIPConfig names the MaxMind-format databases country and ASN zones are read from.
+type GeoIPConfig struct {
+	// CountryDB is a GeoIP2/GeoLite2 City or Country .mmdb file (City for regions).
+	CountryDB string `json:"country_db,omitempty"`
+	// ASNDB is a GeoLite2-ASN-format .mmdb file.
+	ASNDB string `json:"asn_db,omitempty"`
+	// Reload is how often databases and list files are checked for changes. Default 1m.
+	Reload caddy.Duration `json:"reload,omitempty"`
 }
 
 // PolicyConfig is one named policy: ordered rules, first match wins.
@@ -205,13 +225,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.stopFollow = a.cache.Follow(n) // revocations on other nodes reach this cache
 	}
 
-	defs := make([]zones.Def, 0, len(a.Zones))
-	for _, z := range a.Zones {
-		defs = append(defs, zones.Def{Name: z.Name, Blocklist: z.Blocklist, Entries: z.Entries})
-	}
-	a.zones, err = zones.Compile(defs)
+	a.zones, err = a.compileZones(a.logger, 0)
 	if err != nil {
-		return fmt.Errorf("zonegate zones: %w", err)
+		return err
 	}
 
 	a.policies = make(map[string]*policy.Policy, len(a.Policies))
@@ -296,6 +312,36 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// zoneDefs turns the configured zones into the zones package's definitions. The app, the
+// adapt-time check and the policy check all build zones through it.
+func (a *App) zoneDefs() []zones.Def {
+	defs := make([]zones.Def, 0, len(a.Zones))
+	for _, z := range a.Zones {
+		defs = append(defs, zones.Def{
+			Name: z.Name, Blocklist: z.Blocklist, Entries: z.Entries,
+			Countries: z.Countries, ASNs: z.ASNs, Lists: z.Lists,
+		})
+	}
+	return defs
+}
+
+// compileZones compiles the zones, reading databases and list files. reload overrides the
+// configured reload interval when not 0 (the policy check passes -1: no reloading).
+func (a *App) compileZones(logger *slog.Logger, reload time.Duration) (*zones.Table, error) {
+	src := zones.Sources{Logger: logger, Reload: reload}
+	if a.GeoIP != nil {
+		src.CountryDB, src.ASNDB = a.GeoIP.CountryDB, a.GeoIP.ASNDB
+		if reload == 0 {
+			src.Reload = time.Duration(a.GeoIP.Reload)
+		}
+	}
+	t, err := zones.CompileWith(a.zoneDefs(), src)
+	if err != nil {
+		return nil, fmt.Errorf("zonegate zones: %w", err)
+	}
+	return t, nil
+}
+
 // newSessionManager returns a session manager for one cookie, sharing the app's cache.
 func (a *App) newSessionManager(cookie string) (*websession.Manager, error) {
 	m, err := websession.New(websession.Config{
@@ -336,6 +382,9 @@ func (a *App) Cleanup() error {
 	var errs []error
 	if a.stopFollow != nil {
 		a.stopFollow()
+	}
+	if a.zones != nil {
+		errs = append(errs, a.zones.Close()) // stops re-reading list files and databases
 	}
 	if a.users != nil {
 		errs = append(errs, a.users.Close())

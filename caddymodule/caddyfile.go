@@ -45,9 +45,18 @@ func init() {
 //	        persistent                # cookies survive a browser restart
 //	        cache_ttl <duration>      # default 2s
 //	    }
+//	    geoip {                       # MaxMind-format databases, for country/region/asn zones
+//	        country_db <path.mmdb>    # GeoIP2/GeoLite2 City (regions) or Country
+//	        asn_db <path.mmdb>        # GeoLite2-ASN
+//	        reload <duration>         # how often files are checked for changes; default 1m
+//	    }
 //	    zone <name> [<cidr|ip|a-b>...] {
 //	        blocklist                 # deny everything from this zone, before sign-in
 //	        <cidr|ip|a-b>...
+//	        country <CC>...           # e.g. DE FR
+//	        region <CC-SUB>...        # e.g. DE-BY
+//	        asn <number>...           # e.g. 64500 AS13335
+//	        list <file>...            # addresses/CIDRs/ranges one per line, re-read on change
 //	    }
 //	    policy <name> {
 //	        rule [<name>] {           # first matching rule wins
@@ -121,6 +130,36 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			default:
 				return nil, d.Errf("unknown storage %q (use bolt or redis)", d.Val())
 			}
+		case "geoip":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			g := new(GeoIPConfig)
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				switch d.Val() {
+				case "country_db":
+					if !d.AllArgs(&g.CountryDB) {
+						return nil, d.ArgErr()
+					}
+				case "asn_db":
+					if !d.AllArgs(&g.ASNDB) {
+						return nil, d.ArgErr()
+					}
+				case "reload":
+					var v string
+					if !d.AllArgs(&v) {
+						return nil, d.ArgErr()
+					}
+					dur, err := caddy.ParseDuration(v)
+					if err != nil || dur <= 0 {
+						return nil, d.Errf("geoip reload: %q is not a positive duration", v)
+					}
+					g.Reload = caddy.Duration(dur)
+				default:
+					return nil, d.Errf("unknown geoip option %q (want country_db, asn_db or reload)", d.Val())
+				}
+			}
+			app.GeoIP = g
 		case "session":
 			if d.NextArg() {
 				return nil, d.ArgErr()
@@ -153,7 +192,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			app.Clients = append(app.Clients, c)
 		default:
-			return nil, d.Errf("unknown zonegate option %q (want issuer, users, storage, session, zone, policy or client)", d.Val())
+			return nil, d.Errf("unknown zonegate option %q (want issuer, users, storage, session, geoip, zone, policy or client)", d.Val())
 		}
 	}
 	if err := checkZonesAndPolicies(d, app, policyLines); err != nil {
@@ -162,17 +201,34 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	return httpcaddyfile.App{Name: "zonegate", Value: caddyconfig.JSON(app, nil)}, nil
 }
 
+// zoneNames resolves zone names to indexes for compiling policies at adapt time.
+type zoneNames map[string]int
+
+// Index implements policy.ZoneIndex.
+func (z zoneNames) Index(name string) (int, bool) {
+	i, ok := z[name]
+	return i, ok
+}
+
 // checkZonesAndPolicies compiles the zones and policies as the app will, so a mistake (a
 // duplicate zone, a rule naming a zone that does not exist, a bad path pattern) is reported
 // with the file and line when the Caddyfile is adapted, not later without them.
 func checkZonesAndPolicies(d *caddyfile.Dispenser, app *App, policyLines []int) error {
-	defs := make([]zones.Def, 0, len(app.Zones))
-	for _, z := range app.Zones {
-		defs = append(defs, zones.Def{Name: z.Name, Blocklist: z.Blocklist, Entries: z.Entries})
-	}
-	table, err := zones.Compile(defs)
-	if err != nil {
-		return d.Errf("%v", err)
+	// Zone names only: databases and list files are read when the config runs (adapting may
+	// happen on another machine), and each static entry was checked where it was written.
+	table := zoneNames{}
+	for i, z := range app.Zones {
+		if _, dup := table[z.Name]; dup {
+			return d.Errf("zone %q is defined twice", z.Name)
+		}
+		if len(z.Entries)+len(z.Countries)+len(z.ASNs)+len(z.Lists) == 0 {
+			return d.Errf("zone %q: no addresses, countries, ASNs or lists", z.Name)
+		}
+		if (len(z.Countries) > 0 && (app.GeoIP == nil || app.GeoIP.CountryDB == "")) ||
+			(len(z.ASNs) > 0 && (app.GeoIP == nil || app.GeoIP.ASNDB == "")) {
+			return d.Errf("zone %q names countries or ASNs: add geoip { country_db ... asn_db ... }", z.Name)
+		}
+		table[z.Name] = i
 	}
 	for _, c := range app.Clients {
 		if c.Policy == "" {
@@ -303,11 +359,39 @@ func parseZone(d *caddyfile.Dispenser) (ZoneConfig, error) {
 		}
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if d.Val() == "blocklist" {
+		switch d.Val() {
+		case "blocklist":
 			if d.NextArg() {
 				return z, d.ArgErr()
 			}
 			z.Blocklist = true
+			continue
+		case "country", "region":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return z, d.ArgErr()
+			}
+			z.Countries = append(z.Countries, args...)
+			continue
+		case "asn":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return z, d.ArgErr()
+			}
+			for _, a := range args {
+				n, err := zones.ParseASN(a)
+				if err != nil {
+					return z, d.Errf("zone %q: asn %q: %v", z.Name, a, err)
+				}
+				z.ASNs = append(z.ASNs, n)
+			}
+			continue
+		case "list":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return z, d.ArgErr()
+			}
+			z.Lists = append(z.Lists, args...)
 			continue
 		}
 		if err := add(d.Val()); err != nil {

@@ -137,14 +137,11 @@ func CheckPolicy(req CheckRequest) (*CheckResult, error) {
 	}
 
 	// Zones and the policy, built as App.Provision builds them.
-	defs := make([]zones.Def, 0, len(app.Zones))
-	for _, z := range app.Zones {
-		defs = append(defs, zones.Def{Name: z.Name, Blocklist: z.Blocklist, Entries: z.Entries})
-	}
-	table, err := zones.Compile(defs)
+	table, err := app.compileZones(nil, -1)
 	if err != nil {
-		return nil, fmt.Errorf("zonegate zones: %w", err)
+		return nil, err
 	}
+	defer table.Close()
 	pol, err := compileGatePolicy(app, found.gate.Policy, table)
 	if err != nil {
 		return nil, err
