@@ -42,6 +42,13 @@
 // granted. A refresh that asks for a scope beyond the original grant is refused
 // (invalid_scope), as op does.
 //
+// The sign-in form is defended against password guessing (Config.BruteForce): attempts are
+// limited per client address (429 with Retry-After and X-Rate-Limit-* headers), an account
+// is locked out for a while after repeated failures (answering exactly as a wrong password
+// does, right password or not, and the same for unknown usernames), and an address failing
+// on many usernames is blocked. The counters live in the store, shared by every node; a
+// store error refuses the sign-in (503).
+//
 // Signing keys are a set {current, next, previous} in the store. Rotation is lazy: the first
 // SigningKey or KeySet call after the current key is older than Config.KeyRotation promotes
 // next to current (compare-and-swap, so nodes agree). The JWKS publishes all three, previous
@@ -220,6 +227,10 @@ type Config struct {
 	// (RemoteAddr). Behind a proxy pass one that believes forwarded addresses only from
 	// trusted proxies (Caddy's client_ip); a zero Addr is in no zone.
 	ClientIP func(*http.Request) netip.Addr
+	// BruteForce limits sign-in attempts per client address (ClientIP) and failures per
+	// username (account lockout) and detects credential stuffing; see BruteForce. The zero
+	// value applies the defaults; BruteForce.Disabled turns it off.
+	BruteForce BruteForce
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
@@ -254,6 +265,7 @@ type IdP struct {
 
 	zones    *zones.Table
 	clientIP func(*http.Request) netip.Addr
+	brute    *bruteForce // sign-in limiters; nil when disabled
 
 	jwksClient  *http.Client // fetches clients' JWKSURL
 	backchannel *backchannel // sends back-channel logout tokens
@@ -299,6 +311,11 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 		cfg.ClientIP = peerAddr
 	}
 
+	brute, err := newBruteForce(cfg.Store, cfg.BruteForce, cfg.Now)
+	if err != nil {
+		return nil, fmt.Errorf("idp: brute force: %w", err)
+	}
+
 	p := &IdP{
 		issuer:              issuerURL.String(),
 		issuerURL:           issuerURL,
@@ -312,6 +329,7 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 		idTokenLifetime:     cfg.IDTokenLifetime,
 		zones:               cfg.Zones,
 		clientIP:            cfg.ClientIP,
+		brute:               brute,
 		jwksClient:          newJWKSClient(),
 	}
 	p.backchannel = newBackchannel(p)

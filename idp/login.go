@@ -77,10 +77,11 @@ func (p *IdP) sessionSatisfies(a *authRequest, s *websession.Session) bool {
 	return a.HintSubject == "" || a.HintSubject == s.UserID
 }
 
-// handleLoginSubmit serves POST /login: CSRF check, password check, new SSO session,
-// completed request, 303 to op's callback.
+// handleLoginSubmit serves POST /login: CSRF check, brute-force limits (BruteForce),
+// password check, new SSO session, completed request, 303 to op's callback.
 func (p *IdP) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	p.loginHeaders(w, r)
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		p.renderMessage(w, r, http.StatusBadRequest, "Sign in", "The sign-in form could not be read.", "")
@@ -97,21 +98,38 @@ func (p *IdP) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 		p.showLogin(w, r, http.StatusForbidden, a, username, msgFormExpired)
 		return
 	}
+	at, ok := p.admitLogin(w, r, a, username)
+	if !ok {
+		return
+	}
+	// The password is checked even for a locked-out account, so a lockout costs an
+	// attacker the same time and tells nothing about the password.
 	u, err := p.users.Authenticate(ctx, username, r.PostFormValue("password"))
-	if err != nil {
-		if errors.Is(err, directory.ErrInvalidCredentials) {
-			reason := "invalid_credentials"
-			var ae *directory.AuthError
-			if errors.As(err, &ae) {
-				reason = ae.Reason
-			}
-			p.log.InfoContext(ctx, "idp: sign-in failed", slog.String("username", username),
-				slog.String("reason", reason), slog.String("client_id", a.ClientID), slog.String("remote", r.RemoteAddr))
-			p.showLogin(w, r, http.StatusUnauthorized, a, username, msgInvalidCredentials)
-			return
-		}
+	if err != nil && !errors.Is(err, directory.ErrInvalidCredentials) {
 		p.log.ErrorContext(ctx, "idp: checking a password", slog.String("username", username), slog.Any("error", err))
 		p.showLogin(w, r, http.StatusServiceUnavailable, a, username, msgUnavailable)
+		return
+	}
+	if err != nil || at.locked {
+		reason := "invalid_credentials"
+		var ae *directory.AuthError
+		switch {
+		case at.locked:
+			reason = reasonLockedOut
+		case errors.As(err, &ae):
+			reason = ae.Reason
+		}
+		p.log.InfoContext(ctx, "idp: sign-in failed", slog.String("username", username),
+			slog.String("reason", reason), slog.String("client_id", a.ClientID), slog.String("remote", r.RemoteAddr),
+			slog.String("address", at.addr.String()))
+		if !p.loginFailed(w, r, a, at) {
+			return
+		}
+		// A locked-out account gets exactly the answer of a wrong password.
+		p.showLogin(w, r, http.StatusUnauthorized, a, username, msgInvalidCredentials)
+		return
+	}
+	if !p.loginSucceeded(w, r, a, at) {
 		return
 	}
 
