@@ -103,6 +103,9 @@ func TestAdaptErrors(t *testing.T) {
 		{"country without database", "{\n\tzonegate {\n\t\tzone eu {\n\t\t\tcountry DE FR\n\t\t}\n\t}\n}\n", `zone "eu" names countries or ASNs: add geoip`},
 		{"bad asn", "{\n\tzonegate {\n\t\tzone cloud {\n\t\t\tasn AS0\n\t\t}\n\t}\n}\n", `@4@zone "cloud": asn "AS0"`},
 		{"empty zone", "{\n\tzonegate {\n\t\tzone nothing {\n\t\t\tblocklist\n\t\t}\n\t}\n}\n", `zone "nothing": no addresses, countries, ASNs or lists`},
+		{"brute force bad rate", "{\n\tzonegate {\n\t\tbrute_force {\n\t\t\tuser 20 per 15m\n\t\t}\n\t}\n}\n", `@4@brute_force user: "20" is not <count>/<window>`},
+		{"brute force wrong word", "{\n\tzonegate {\n\t\tbrute_force {\n\t\t\tuser 20/15m block 1h\n\t\t}\n\t}\n}\n", `@4@brute_force user: want lockout <duration>, got "block"`},
+		{"brute force unknown", "{\n\tzonegate {\n\t\tbrute_force {\n\t\t\tip 5/1m\n\t\t}\n\t}\n}\n", `@4@unknown brute_force option "ip"`},
 		{"idp with args", global + "http://localhost:9091 {\n\tzonegate_idp extra\n}\n", `@11@zonegate_idp takes no arguments`},
 	}
 	for _, tc := range cases {

@@ -61,6 +61,11 @@ type App struct {
 	// Clients are the OIDC clients (apps) that sign in through the embedded IdP.
 	Clients []ClientConfig `json:"clients,omitempty"`
 
+	// BruteForce tunes the sign-in limits of the embedded IdP. Defaults: 30 attempts a minute
+	// per address; 20 failures in 15m lock an account for 15m; failures against 10 users from
+	// one address in 10m block it for 30m.
+	BruteForce *BruteForceConfig `json:"brute_force,omitempty"`
+
 	ctx      caddy.Context
 	logger   *slog.Logger
 	storeMod StorageModule
@@ -141,6 +146,32 @@ type RuleConfig struct {
 	NotGroups []string `json:"not_groups,omitempty"`
 	Methods   []string `json:"methods,omitempty"`
 	Paths     []string `json:"paths,omitempty"`
+}
+
+// BruteForceConfig tunes the IdP's sign-in limits; zero fields keep the defaults.
+type BruteForceConfig struct {
+	Disabled              bool           `json:"disabled,omitempty"`
+	AddressLimit          int            `json:"address_limit,omitempty"`
+	AddressWindow         caddy.Duration `json:"address_window,omitempty"`
+	AddressBlock          caddy.Duration `json:"address_block,omitempty"`
+	UserMaxFailures       int            `json:"user_max_failures,omitempty"`
+	UserWindow            caddy.Duration `json:"user_window,omitempty"`
+	UserLockout           caddy.Duration `json:"user_lockout,omitempty"`
+	StuffingDistinctUsers int            `json:"stuffing_distinct_users,omitempty"`
+	StuffingWindow        caddy.Duration `json:"stuffing_window,omitempty"`
+	StuffingBlock         caddy.Duration `json:"stuffing_block,omitempty"`
+}
+
+func (b *BruteForceConfig) idp() idp.BruteForce {
+	if b == nil {
+		return idp.BruteForce{}
+	}
+	return idp.BruteForce{
+		Disabled:     b.Disabled,
+		AddressLimit: b.AddressLimit, AddressWindow: time.Duration(b.AddressWindow), AddressBlock: time.Duration(b.AddressBlock),
+		UserMaxFailures: b.UserMaxFailures, UserWindow: time.Duration(b.UserWindow), UserLockout: time.Duration(b.UserLockout),
+		StuffingDistinctUsers: b.StuffingDistinctUsers, StuffingWindow: time.Duration(b.StuffingWindow), StuffingBlock: time.Duration(b.StuffingBlock),
+	}
 }
 
 // ClientConfig is an OIDC client of the embedded IdP.
@@ -295,16 +326,17 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	clients = append(clients, idp.Client{ID: gateClientID, Secret: a.secrets.GateClientSecret, IDTokenUserinfoClaims: true})
 	a.idp, err = idp.New(ctx, idp.Config{
-		Issuer:    a.Issuer,
-		Store:     a.store,
-		Users:     a.users,
-		Sessions:  a.idpSess,
-		CSRF:      a.csrf,
-		CryptoKey: a.secrets.OIDCCryptoKey,
-		Clients:   clients,
-		Zones:     a.zones,
-		ClientIP:  clientIP,
-		Logger:    a.logger.With("component", "idp"),
+		Issuer:     a.Issuer,
+		Store:      a.store,
+		Users:      a.users,
+		Sessions:   a.idpSess,
+		CSRF:       a.csrf,
+		CryptoKey:  a.secrets.OIDCCryptoKey,
+		Clients:    clients,
+		Zones:      a.zones,
+		ClientIP:   clientIP,
+		BruteForce: a.BruteForce.idp(),
+		Logger:     a.logger.With("component", "idp"),
 	})
 	if err != nil {
 		return fmt.Errorf("zonegate: starting the IdP: %w", err)

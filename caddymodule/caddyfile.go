@@ -2,8 +2,11 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -44,6 +47,11 @@ func init() {
 //	        absolute_timeout <duration> # default 12h
 //	        persistent                # cookies survive a browser restart
 //	        cache_ttl <duration>      # default 2s
+//	    }
+//	    brute_force off | {           # sign-in limits of the embedded IdP
+//	        address <n>/<window> [block <duration>]      # default 30/1m block 1m
+//	        user <n>/<window> [lockout <duration>]       # default 20/15m lockout 15m
+//	        stuffing <users>/<window> [block <duration>] # default 10/10m block 30m
 //	    }
 //	    geoip {                       # MaxMind-format databases, for country/region/asn zones
 //	        country_db <path.mmdb>    # GeoIP2/GeoLite2 City (regions) or Country
@@ -130,6 +138,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			default:
 				return nil, d.Errf("unknown storage %q (use bolt or redis)", d.Val())
 			}
+		case "brute_force":
+			bf, err := parseBruteForce(d)
+			if err != nil {
+				return nil, err
+			}
+			app.BruteForce = bf
 		case "geoip":
 			if d.NextArg() {
 				return nil, d.ArgErr()
@@ -192,7 +206,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			app.Clients = append(app.Clients, c)
 		default:
-			return nil, d.Errf("unknown zonegate option %q (want issuer, users, storage, session, geoip, zone, policy or client)", d.Val())
+			return nil, d.Errf("unknown zonegate option %q (want issuer, users, storage, session, brute_force, geoip, zone, policy or client)", d.Val())
 		}
 	}
 	if err := checkZonesAndPolicies(d, app, policyLines); err != nil {
@@ -248,6 +262,69 @@ func checkZonesAndPolicies(d *caddyfile.Dispenser, app *App, policyLines []int) 
 		}
 	}
 	return nil
+}
+
+func parseBruteForce(d *caddyfile.Dispenser) (*BruteForceConfig, error) {
+	bf := new(BruteForceConfig)
+	if d.NextArg() {
+		if d.Val() != "off" || d.NextArg() {
+			return nil, d.Err("brute_force takes off, or a block")
+		}
+		bf.Disabled = true
+		return bf, nil
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		key := d.Val()
+		args := d.RemainingArgs()
+		if len(args) != 1 && len(args) != 3 {
+			return nil, d.Errf("brute_force %s: want <n>/<window> [block|lockout <duration>]", key)
+		}
+		n, window, err := parseRate(args[0])
+		if err != nil {
+			return nil, d.Errf("brute_force %s: %v", key, err)
+		}
+		var block time.Duration
+		if len(args) == 3 {
+			want := "block"
+			if key == "user" {
+				want = "lockout"
+			}
+			if args[1] != want {
+				return nil, d.Errf("brute_force %s: want %s <duration>, got %q", key, want, args[1])
+			}
+			if block, err = caddy.ParseDuration(args[2]); err != nil || block <= 0 {
+				return nil, d.Errf("brute_force %s: %s %q is not a positive duration", key, want, args[2])
+			}
+		}
+		switch key {
+		case "address":
+			bf.AddressLimit, bf.AddressWindow, bf.AddressBlock = n, caddy.Duration(window), caddy.Duration(block)
+		case "user":
+			if n < 2 {
+				return nil, d.Err("brute_force user: allow at least 2 failures")
+			}
+			bf.UserMaxFailures, bf.UserWindow, bf.UserLockout = n, caddy.Duration(window), caddy.Duration(block)
+		case "stuffing":
+			bf.StuffingDistinctUsers, bf.StuffingWindow, bf.StuffingBlock = n, caddy.Duration(window), caddy.Duration(block)
+		default:
+			return nil, d.Errf("unknown brute_force option %q (want address, user or stuffing)", key)
+		}
+	}
+	return bf, nil
+}
+
+// parseRate reads "<n>/<duration>", such as 20/15m.
+func parseRate(s string) (int, time.Duration, error) {
+	ns, ds, ok := strings.Cut(s, "/")
+	n, err := strconv.Atoi(ns)
+	if !ok || err != nil || n < 1 {
+		return 0, 0, fmt.Errorf("%q is not <count>/<window>, like 20/15m", s)
+	}
+	d, err := caddy.ParseDuration(ds)
+	if err != nil || d <= 0 {
+		return 0, 0, fmt.Errorf("%q: the window is not a positive duration", s)
+	}
+	return n, d, nil
 }
 
 func parseRedisStorage(d *caddyfile.Dispenser) (*RedisStorage, error) {
