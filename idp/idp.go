@@ -66,6 +66,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -495,11 +496,16 @@ func (p *IdP) EndSession(ctx context.Context, sid string) error {
 	case err != nil:
 		return fmt.Errorf("idp: ending session: %w", err)
 	default:
-		if _, err := p.sessions.RevokeChildren(ctx, s.UserID, s.ID); err != nil {
-			return fmt.Errorf("idp: ending session: %w", err)
-		}
-		if err := p.storage.revokeSessionTokens(ctx, s.UserID, s.ID); err != nil {
-			return fmt.Errorf("idp: ending session: %w", err)
+		// The gate sessions and tokens started under this session, and under the sessions of
+		// the same user it replaced (a later sign-in keeps them alive, so a sign-out must end
+		// them too).
+		for _, id := range append(slices.Clone(s.Predecessors), s.ID) {
+			if _, err := p.sessions.RevokeChildren(ctx, s.UserID, id); err != nil {
+				return fmt.Errorf("idp: ending session: %w", err)
+			}
+			if err := p.storage.revokeSessionTokens(ctx, s.UserID, id); err != nil {
+				return fmt.Errorf("idp: ending session: %w", err)
+			}
 		}
 	}
 	if err := p.sessions.Revoke(ctx, sid); err != nil {

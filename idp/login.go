@@ -140,22 +140,23 @@ func (p *IdP) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess, err := p.sessions.Start(w, r, websession.Session{
-		Kind:     sessionKind,
-		UserID:   u.ID,
-		Username: u.Username,
-		Name:     u.Name,
-		Email:    u.Email,
-		Groups:   slices.Clone(u.Groups),
-		AMR:      []string{amrPassword},
-		AuthTime: p.now().UTC(),
+		Kind:         sessionKind,
+		UserID:       u.ID,
+		Username:     u.Username,
+		Name:         u.Name,
+		Email:        u.Email,
+		Groups:       slices.Clone(u.Groups),
+		AMR:          []string{amrPassword},
+		AuthTime:     p.now().UTC(),
+		Predecessors: lineage(replaced),
 	})
 	if err != nil {
 		p.log.ErrorContext(ctx, "idp: starting the sign-in session", slog.Any("error", err))
 		p.renderMessage(w, r, http.StatusServiceUnavailable, "Sign in", msgUnavailable, "")
 		return
 	}
-	if replaced != "" {
-		if err := p.carrySessionClients(ctx, replaced, sess); err != nil {
+	if replaced != nil {
+		if err := p.carrySessionClients(ctx, replaced.ID, sess); err != nil {
 			p.log.ErrorContext(ctx, "idp: signing in again", slog.Any("error", err))
 		}
 	}
@@ -168,18 +169,35 @@ func (p *IdP) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 // session record when the same user signs in again (it returns that session's id, whose
 // back-channel logout list the new session takes over), everything under it (gate
 // sessions, access tokens, back-channel logout) when another user takes over the browser.
-func (p *IdP) replaceSession(ctx context.Context, r *http.Request, u directory.User) (string, error) {
+func (p *IdP) replaceSession(ctx context.Context, r *http.Request, u directory.User) (*websession.Session, error) {
 	old, err := p.sessions.Load(r)
 	if errors.Is(err, websession.ErrNoSession) {
-		return "", nil
+		return nil, nil
 	}
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if old.UserID == u.ID {
-		return old.ID, p.sessions.Revoke(ctx, old.ID)
+		return old, p.sessions.Revoke(ctx, old.ID)
 	}
-	return "", p.EndSession(ctx, old.ID)
+	return nil, p.EndSession(ctx, old.ID)
+}
+
+// maxPredecessors bounds how many replaced sessions a session remembers; a user who signs in
+// again more often than this within one session's life leaves the oldest behind.
+const maxPredecessors = 16
+
+// lineage is what a new session of the same user inherits from the one it replaces: the old
+// session and its own predecessors, so ending the new one ends everything started under them.
+func lineage(old *websession.Session) []string {
+	if old == nil {
+		return nil
+	}
+	l := append(slices.Clone(old.Predecessors), old.ID)
+	if len(l) > maxPredecessors {
+		l = l[len(l)-maxPredecessors:]
+	}
+	return l
 }
 
 // complete marks the auth request as authenticated by the session and sends the browser to

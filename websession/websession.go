@@ -25,21 +25,25 @@ type Session struct {
 	// ID names the session in the store, in logs and as the IdP's sid claim. It is the SHA-256
 	// of the secret token in the cookie, so neither the store nor a log line holds a token
 	// that signs anyone in.
-	ID          string        `json:"id"`
-	Kind        string        `json:"kind"`           // "idp" (single sign-on at the issuer) or "gate" (one protected host)
-	Host        string        `json:"host,omitempty"` // the protected host, for gate sessions
-	UserID      string        `json:"uid"`
-	Username    string        `json:"username"`
-	Name        string        `json:"name,omitempty"`
-	Email       string        `json:"email,omitempty"`
-	Groups      []string      `json:"groups,omitempty"`
-	AMR         []string      `json:"amr,omitempty"`
-	AuthTime    time.Time     `json:"auth_time"`
-	ParentID    string        `json:"parent,omitempty"` // a gate session's IdP session (the sid claim)
-	CreatedAt   time.Time     `json:"created"`
-	LastSeenAt  time.Time     `json:"last_seen"`
-	ExpiresAt   time.Time     `json:"expires"` // absolute expiry
-	IdleTimeout time.Duration `json:"idle"`
+	ID       string    `json:"id"`
+	Kind     string    `json:"kind"`           // "idp" (single sign-on at the issuer) or "gate" (one protected host)
+	Host     string    `json:"host,omitempty"` // the protected host, for gate sessions
+	UserID   string    `json:"uid"`
+	Username string    `json:"username"`
+	Name     string    `json:"name,omitempty"`
+	Email    string    `json:"email,omitempty"`
+	Groups   []string  `json:"groups,omitempty"`
+	AMR      []string  `json:"amr,omitempty"`
+	AuthTime time.Time `json:"auth_time"`
+	ParentID string    `json:"parent,omitempty"` // a gate session's IdP session (the sid claim)
+	// Predecessors are the IdP sessions of the same user this one replaced when the user
+	// signed in again (step-up, prompt=login), newest last: ending this session ends what
+	// was started under them too.
+	Predecessors []string      `json:"prev,omitempty"`
+	CreatedAt    time.Time     `json:"created"`
+	LastSeenAt   time.Time     `json:"last_seen"`
+	ExpiresAt    time.Time     `json:"expires"` // absolute expiry
+	IdleTimeout  time.Duration `json:"idle"`
 }
 
 // Config configures a Manager.
