@@ -64,8 +64,18 @@ func (b *BoltStorage) OpenStore(ctx caddy.Context) (store.Store, error) {
 		return nil, fmt.Errorf("zonegate storage: %w", err)
 	}
 	b.key = "bolt:" + abs
-	v, _, err := stores.LoadOrNew(b.key, func() (caddy.Destructor, error) {
-		st, err := bolt.Open(abs, bolt.Options{Logger: ctx.Slogger()})
+	return openPooled(b.key, func() (store.Store, error) {
+		return bolt.Open(abs, bolt.Options{Logger: ctx.Slogger()})
+	})
+}
+
+// CloseStore releases this config's use of the file.
+func (b *BoltStorage) CloseStore() error { return closePooled(b.key) }
+
+// openPooled returns the open store under key, or opens one with open and keeps it there.
+func openPooled(key string, open func() (store.Store, error)) (store.Store, error) {
+	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		st, err := open()
 		if err != nil {
 			return nil, err
 		}
@@ -77,12 +87,12 @@ func (b *BoltStorage) OpenStore(ctx caddy.Context) (store.Store, error) {
 	return v.(pooledStore).Store, nil
 }
 
-// CloseStore releases this config's use of the file.
-func (b *BoltStorage) CloseStore() error {
-	if b.key == "" {
+// closePooled gives back one use of the store under key; the last use closes it.
+func closePooled(key string) error {
+	if key == "" {
 		return nil
 	}
-	_, err := stores.Delete(b.key)
+	_, err := stores.Delete(key)
 	return err
 }
 
@@ -131,28 +141,14 @@ func (r *RedisStorage) OpenStore(ctx caddy.Context) (store.Store, error) {
 	// The pool key must tell configurations apart without holding a password.
 	r.key = "redis:" + strings.Join([]string{r.URL, r.MasterName, strings.Join(r.SentinelAddrs, ","),
 		strings.Join(r.ClusterAddrs, ","), r.Username, r.Password, r.KeyPrefix}, "|")
-	v, _, err := stores.LoadOrNew(r.key, func() (caddy.Destructor, error) {
+	return openPooled(r.key, func() (store.Store, error) {
 		openCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		st, err := redis.Open(openCtx, opts)
-		if err != nil {
-			return nil, err
-		}
-		return pooledStore{st}, nil
+		return redis.Open(openCtx, opts)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("zonegate storage: %w", err)
-	}
-	return v.(pooledStore).Store, nil
 }
 
 // CloseStore releases this config's use of the connection.
-func (r *RedisStorage) CloseStore() error {
-	if r.key == "" {
-		return nil
-	}
-	_, err := stores.Delete(r.key)
-	return err
-}
+func (r *RedisStorage) CloseStore() error { return closePooled(r.key) }
 
 var _ StorageModule = (*RedisStorage)(nil)

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -17,10 +16,11 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zonegate/zonegate/internal/syncbuf"
 )
 
 // binary is the zonegate binary built once for the whole run.
@@ -62,24 +62,6 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// syncBuffer collects a process's output safely while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // gateway is one running zonegate process.
 type gateway struct {
 	t       *testing.T
@@ -87,7 +69,7 @@ type gateway struct {
 	config  string
 	admin   string
 	cmd     *exec.Cmd
-	out     *syncBuffer
+	out     *syncbuf.Buffer
 	done    chan struct{}
 	waitErr error
 }
@@ -99,7 +81,7 @@ func startGateway(t *testing.T, dir, caddyfile, ready string) *gateway {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	g := &gateway{t: t, dir: dir, config: filepath.Join(dir, "Caddyfile"), out: new(syncBuffer)}
+	g := &gateway{t: t, dir: dir, config: filepath.Join(dir, "Caddyfile"), out: new(syncbuf.Buffer)}
 	if err := os.WriteFile(g.config, []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)
 	}

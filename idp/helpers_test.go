@@ -26,6 +26,8 @@ import (
 	"github.com/zonegate/zonegate/store"
 	"github.com/zonegate/zonegate/store/bolt"
 	"github.com/zonegate/zonegate/websession"
+
+	"github.com/zonegate/zonegate/internal/syncbuf"
 )
 
 // Test clients.
@@ -97,22 +99,7 @@ func (d *fakeDir) Lookup(username string) (directory.User, bool) {
 }
 
 // syncBuffer is a log sink safe for concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = syncbuf.Buffer
 
 // clock is a settable test clock.
 type clock struct {

@@ -3,7 +3,6 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/zonegate/zonegate/internal/syncbuf"
 )
 
 // hint is what a test says when redis-server is missing.
@@ -124,7 +125,7 @@ func (s *Server) Restart() {
 func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	appendOnly := []string{"--appendonly", "no"}
 	if s.persist {
 		appendOnly = []string{"--appendonly", "yes", "--appendfsync", "always"}
@@ -224,22 +225,4 @@ func serverPID(addr string) (int, error) {
 			return strconv.Atoi(v)
 		}
 	}
-}
-
-// lockedBuffer collects a process's output; the exec package writes to it from its own goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
