@@ -1,13 +1,17 @@
 // Command bench measures the gate against bare Caddy on this machine.
 //
-// It builds zonegate, starts one zonegate process with two sites in front of the same trivial
-// backend (one bare reverse_proxy, one behind zonegate_gate), signs alice in, and drives both
-// with wrk in alternating rounds. It prints requests per second and latency for each, the ratio
-// gate/bare and a verdict against the target ratio, and writes the summary to
-// bench/results/latest.json. Run it from the repository root: go run ./bench (or make bench).
+// It builds zonegate and starts, in front of the same trivial backend, one zonegate process with
+// two sites (one bare reverse_proxy, one behind zonegate_gate with the embedded bolt store) and,
+// unless -redis=false, a second zonegate process keeping its state in a redis-server it starts,
+// with a gate site of its own. It signs alice in at each gate and drives every site with wrk in
+// rounds whose order changes from round to round. It prints requests per second and latency for
+// each, the ratios gate (bolt)/bare and gate (redis)/bare with a verdict against each target ratio, and
+// writes the summary to bench/results/latest.json. Run it from the repository root:
+// go run ./bench (or make bench).
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -59,6 +63,10 @@ type config struct {
 	Target      float64
 	Out         string
 	Profile     bool
+	// Redis adds the gate (redis) target: a second zonegate on a redis-server.
+	Redis bool
+	// RedisTarget is the target ratio gate(redis)/bare.
+	RedisTarget float64
 }
 
 // MarshalJSON writes the settings that shape the numbers, durations as text.
@@ -70,19 +78,31 @@ func (c config) MarshalJSON() ([]byte, error) {
 		Connections int     `json:"connections"`
 		Threads     int     `json:"threads"`
 		Target      float64 `json:"target_ratio"`
-	}{c.Duration.String(), c.Warmup.String(), c.Rounds, c.Connections, c.Threads, c.Target})
+		Redis       bool    `json:"redis"`
+		RedisTarget float64 `json:"target_ratio_redis,omitempty"`
+	}{c.Duration.String(), c.Warmup.String(), c.Rounds, c.Connections, c.Threads, c.Target, c.Redis, c.redisTarget()})
+}
+
+// redisTarget is RedisTarget when the Redis target runs, else 0.
+func (c config) redisTarget() float64 {
+	if !c.Redis {
+		return 0
+	}
+	return c.RedisTarget
 }
 
 func parseFlags() config {
 	var c config
 	flag.DurationVar(&c.Duration, "duration", 10*time.Second, "length of each measured wrk run (whole seconds)")
 	flag.DurationVar(&c.Warmup, "warmup", 2*time.Second, "unmeasured wrk run before each measured run (0 for none)")
-	flag.IntVar(&c.Rounds, "rounds", 3, "rounds; each round measures bare and gate once")
+	flag.IntVar(&c.Rounds, "rounds", 3, "rounds; each round measures every target once")
 	flag.IntVar(&c.Connections, "connections", 32, "wrk connections (-c)")
 	flag.IntVar(&c.Threads, "threads", 2, "wrk threads (-t)")
-	flag.Float64Var(&c.Target, "target", 0.90, "target ratio gate/bare req/s for the verdict")
+	flag.Float64Var(&c.Target, "target", 0.90, "target ratio gate/bare req/s (bolt store) for the verdict")
+	flag.BoolVar(&c.Redis, "redis", true, "also measure a gate on the Redis store (starts redis-server); -redis=false skips it")
+	flag.Float64Var(&c.RedisTarget, "redis-target", 0.85, "target ratio gate(redis)/bare req/s for the verdict")
 	flag.StringVar(&c.Out, "out", "bench/results/latest.json", "where to write the JSON summary (relative to the repository root)")
-	flag.BoolVar(&c.Profile, "profile", false, "turn on Caddy's admin endpoint (loopback) and save zonegate CPU profiles of round 1 next to -out")
+	flag.BoolVar(&c.Profile, "profile", false, "turn on Caddy's admin endpoints (loopback) and save zonegate CPU profiles of round 1 next to -out")
 	flag.Parse()
 	return c
 }
@@ -101,6 +121,8 @@ func (c config) validate() error {
 		return fmt.Errorf("-connections %d: want at least -threads (%d)", c.Connections, c.Threads)
 	case !(c.Target > 0):
 		return fmt.Errorf("-target %v: want a positive ratio", c.Target)
+	case c.Redis && !(c.RedisTarget > 0):
+		return fmt.Errorf("-redis-target %v: want a positive ratio", c.RedisTarget)
 	}
 	return nil
 }
@@ -130,9 +152,15 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	wrkPath, err := ensureWrk(ctx)
+	wrkPath, err := ensureTool(ctx, "wrk", "wrk", "other systems: https://github.com/wg/wrk")
 	if err != nil {
 		return err
+	}
+	var redisPath string
+	if cfg.Redis {
+		if redisPath, err = ensureTool(ctx, "redis-server", "redis-server", "or run with -redis=false to leave out the Redis target"); err != nil {
+			return err
+		}
 	}
 	outPath := cfg.Out
 	if !filepath.IsAbs(outPath) {
@@ -148,6 +176,10 @@ func run(ctx context.Context, cfg config) error {
 		return fmt.Errorf("making a temp dir: %w", err)
 	}
 	defer os.RemoveAll(tmp)
+	users, err := os.ReadFile(filepath.Join(root, "examples", "users.yaml"))
+	if err != nil {
+		return fmt.Errorf("reading the demo users: %w", err)
+	}
 
 	// 1. The binary, built once, without -race.
 	bin := filepath.Join(tmp, "zonegate")
@@ -159,53 +191,71 @@ func run(ctx context.Context, cfg config) error {
 		return fmt.Errorf("building zonegate: %w", err)
 	}
 
-	// 2. The backend both sites proxy to.
+	// 2. The backend every site proxies to.
 	be, err := startBackend()
 	if err != nil {
 		return err
 	}
 	defer be.close()
 
-	// 3. One zonegate process: IdP, bare site, gate site.
-	ports, err := freePorts(4)
+	// 3. zonegate on bolt: IdP, bare site, gate site.
+	boltNode, err := startNode(ctx, nodeConfig{
+		bin: bin, dir: filepath.Join(tmp, "bolt"), users: users, storage: "bolt {DIR}/zonegate.db",
+		bare: true, backend: be.port, admin: cfg.Profile,
+	})
 	if err != nil {
 		return err
 	}
-	idpURL := "http://localhost:" + strconv.Itoa(ports[0])
-	bareURL := "http://localhost:" + strconv.Itoa(ports[1])
-	gateURL := "http://localhost:" + strconv.Itoa(ports[2])
-	users, err := os.ReadFile(filepath.Join(root, "examples", "users.yaml"))
-	if err != nil {
-		return fmt.Errorf("reading the demo users: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "users.yaml"), users, 0o600); err != nil {
-		return fmt.Errorf("copying the demo users: %w", err)
-	}
-	adminPort := 0
-	if cfg.Profile {
-		adminPort = ports[3]
-	}
-	caddyfile := makeCaddyfile(tmp, ports[0], ports[1], ports[2], be.port, adminPort)
-	zg, err := startZonegate(ctx, bin, tmp, caddyfile, []string{idpURL + "/.well-known/openid-configuration", bareURL + "/"})
-	if err != nil {
-		return err
-	}
-	defer zg.stop()
+	defer boltNode.proc.stop()
 
-	// 4. A valid session for the gate host, checked before measuring.
-	fmt.Printf("signing %s in at %s ...\n", benchUser, gateURL)
-	cookie, err := signIn(ctx, gateURL, idpURL, benchUser, benchPassword)
-	if err != nil {
-		return fmt.Errorf("signing %s in: %w (zonegate output:\n%s)", benchUser, err, zg.output())
+	// 4. With -redis: redis-server and zonegate on it: IdP, gate site.
+	var redisNode *node
+	var redisVersion string
+	if cfg.Redis {
+		redisVersion = redisServerVersion(redisPath)
+		rs, err := startRedis(ctx, redisPath, filepath.Join(tmp, "redis-data"))
+		if err != nil {
+			return err
+		}
+		defer rs.stop()
+		fmt.Printf("redis-server %s on %s\n", orUnknown(redisVersion), rs.addr)
+		redisNode, err = startNode(ctx, nodeConfig{
+			bin: bin, dir: filepath.Join(tmp, "redis"), users: users, storage: "redis redis://" + rs.addr,
+			backend: be.port, admin: cfg.Profile,
+		})
+		if err != nil {
+			return err
+		}
+		defer redisNode.proc.stop()
 	}
-	cookieHeader := "Cookie: " + sessionCookie + "=" + cookie
-	for _, u := range []string{gateURL + "/", bareURL + "/"} {
-		if err := checkOK(ctx, u, cookie); err != nil {
-			return fmt.Errorf("before measuring: %w", err)
+
+	// 5. A valid session at each gate, checked before measuring. bare gets the bolt gate's
+	// cookie, so wrk sends it the same bytes as the gate.
+	nodes := []*node{boltNode}
+	if redisNode != nil {
+		nodes = append(nodes, redisNode)
+	}
+	for _, n := range nodes {
+		fmt.Printf("signing %s in at %s (%s) ...\n", benchUser, n.gateURL, n.storage)
+		n.cookie, err = signIn(ctx, n.gateURL, n.idpURL, benchUser, benchPassword)
+		if err != nil {
+			return fmt.Errorf("signing %s in at the %s gate: %w (zonegate output:\n%s)", benchUser, n.storage, err, n.proc.output())
+		}
+	}
+	targets := []target{
+		{key: keyBare, label: "bare", url: boltNode.bareURL + "/", cookie: boltNode.cookie, admin: boltNode.adminPort},
+		{key: keyGate, label: "gate (bolt)", url: boltNode.gateURL + "/", cookie: boltNode.cookie, admin: boltNode.adminPort},
+	}
+	if redisNode != nil {
+		targets = append(targets, target{key: keyGateRedis, label: "gate (redis)", url: redisNode.gateURL + "/", cookie: redisNode.cookie, admin: redisNode.adminPort})
+	}
+	for _, t := range targets {
+		if err := checkOK(ctx, t.url, t.cookie); err != nil {
+			return fmt.Errorf("before measuring %s: %w", t.label, err)
 		}
 	}
 
-	// 5. Alternating wrk runs.
+	// 6. Rounds of wrk runs, the order rotating from round to round.
 	load0 := loadAvg()
 	res := result{
 		Time:          time.Now().UTC().Format(time.RFC3339),
@@ -214,52 +264,49 @@ func run(ctx context.Context, cfg config) error {
 		GOARCH:        runtime.GOARCH,
 		CPUs:          runtime.NumCPU(),
 		Wrk:           wrkVersion(wrkPath),
+		Redis:         redisVersion,
 		Config:        cfg,
 		LoadAvgBefore: load0,
 	}
-	est := time.Duration(cfg.Rounds*2) * (cfg.Duration + cfg.Warmup)
+	est := time.Duration(cfg.Rounds*len(targets)) * (cfg.Duration + cfg.Warmup)
+	var labels []string
+	for _, t := range targets {
+		labels = append(labels, t.label)
+	}
 	fmt.Printf("load average before: %s\n", orUnknown(load0))
-	fmt.Printf("measuring %d round(s) of bare and gate, wrk -t%d -c%d -d%s (warm-up %s each), about %s\n",
-		cfg.Rounds, cfg.Threads, cfg.Connections, wrkSeconds(cfg.Duration), cfg.Warmup, est)
-	targets := map[string]string{"bare": bareURL + "/", "gate": gateURL + "/"}
+	fmt.Printf("measuring %d round(s) of %s, wrk -t%d -c%d -d%s (warm-up %s each), about %s\n",
+		cfg.Rounds, strings.Join(labels, ", "), cfg.Threads, cfg.Connections, wrkSeconds(cfg.Duration), cfg.Warmup, est)
 	for i := 1; i <= cfg.Rounds; i++ {
-		// Odd rounds run bare first, even rounds gate first, so drift hits both alike.
-		order := []string{"bare", "gate"}
-		if i%2 == 0 {
-			order = []string{"gate", "bare"}
-		}
 		rd := round{Round: i}
-		for _, name := range order {
+		for _, ti := range roundOrder(i, len(targets)) {
+			t := targets[ti]
 			var prof string
 			if cfg.Profile && i == 1 {
-				prof = profilePath(outPath, name)
+				prof = profilePath(outPath, t.key)
 			}
-			m, err := measure(ctx, wrkPath, cfg, targets[name], cookieHeader, be, adminPort, prof)
+			m, err := measure(ctx, wrkPath, cfg, t.url, "Cookie: "+sessionCookie+"="+t.cookie, be, t.admin, prof)
 			if err != nil {
-				return fmt.Errorf("round %d, %s: %w", i, name, err)
+				return fmt.Errorf("round %d, %s: %w", i, t.label, err)
 			}
-			if name == "bare" {
-				rd.Bare = m
-			} else {
-				rd.Gate = m
-			}
+			rd.Order = append(rd.Order, t.key)
+			rd.set(t.key, m)
 		}
-		rd.Ratio = rd.Gate.RequestsPerSec / rd.Bare.RequestsPerSec
+		rd.setRatios()
 		res.Rounds = append(res.Rounds, rd)
 		printRound(rd)
 	}
 	res.LoadAvgAfter = loadAvg()
 
-	// 6. Summary and verdict.
+	// 7. Summary and verdicts.
 	if cfg.Profile {
-		for _, name := range []string{"bare", "gate"} {
-			fmt.Printf("CPU profile of zonegate, round 1, %s: %s\n", name, profilePath(outPath, name))
+		for _, t := range targets {
+			fmt.Printf("CPU profile of zonegate, round 1, %s: %s\n", t.label, profilePath(outPath, t.key))
 		}
 	}
 	res.summarize()
 	printSummary(res)
 
-	// 7. JSON.
+	// 8. JSON.
 	if err := writeJSON(outPath, res); err != nil {
 		return err
 	}
@@ -267,20 +314,125 @@ func run(ctx context.Context, cfg config) error {
 	return nil
 }
 
-// makeCaddyfile is the config: one process, the IdP, a bare site and a gate site, both
-// proxying to the same backend. The admin endpoint is off unless admin (a port) is set.
-func makeCaddyfile(dir string, idp, bare, gate, backend, admin int) string {
+// Target keys: the field names in the JSON and the suffixes of the profile files.
+const (
+	keyBare      = "bare"
+	keyGate      = "gate"
+	keyGateRedis = "gate_redis"
+)
+
+// target is one site wrk drives.
+type target struct {
+	key    string // keyBare, keyGate or keyGateRedis
+	label  string // what the tables call it
+	url    string
+	cookie string // the session cookie wrk sends (a valid one for the gates)
+	admin  int    // the admin port of the zonegate serving url; 0 when off
+}
+
+// roundOrder is the order in which round i (from 1) measures n targets: a rotation, so that
+// over n rounds every target is measured once in every position and drift within a round hits
+// all alike. For two targets, odd rounds run 0 then 1, even rounds 1 then 0.
+func roundOrder(i, n int) []int {
+	order := make([]int, n)
+	for j := range order {
+		order[j] = (i - 1 + j) % n
+	}
+	return order
+}
+
+// nodeConfig says what one zonegate process serves.
+type nodeConfig struct {
+	bin     string
+	dir     string // its own directory: Caddyfile, users file, HOME, bolt file
+	users   []byte // the users file
+	storage string // the storage option after "storage"; {DIR} becomes dir
+	bare    bool   // also serve a bare reverse_proxy site
+	backend int    // the backend's port
+	admin   bool   // turn the admin endpoint on (for profiles)
+}
+
+// node is one running zonegate process with its sites.
+type node struct {
+	storage   string // "bolt" or "redis"
+	proc      *process
+	idpURL    string
+	gateURL   string
+	bareURL   string // "" without a bare site
+	adminPort int    // 0 when the admin endpoint is off
+	cookie    string // alice's session at gateURL, once signed in
+}
+
+// startNode writes the node's Caddyfile and users file into its directory and starts zonegate,
+// returning once the IdP and the sites answer.
+func startNode(ctx context.Context, nc nodeConfig) (*node, error) {
+	if err := os.MkdirAll(nc.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("making the zonegate directory: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(nc.dir, "users.yaml"), nc.users, 0o600); err != nil {
+		return nil, fmt.Errorf("copying the demo users: %w", err)
+	}
+	ports, err := freePorts(4)
+	if err != nil {
+		return nil, err
+	}
+	n := &node{
+		storage: strings.Fields(nc.storage)[0],
+		idpURL:  "http://localhost:" + strconv.Itoa(ports[0]),
+		gateURL: "http://localhost:" + strconv.Itoa(ports[1]),
+	}
+	sc := siteConfig{Dir: nc.dir, Storage: strings.ReplaceAll(nc.storage, "{DIR}", nc.dir), IdP: ports[0], Gate: ports[1], Backend: nc.backend}
+	ready := []string{n.idpURL + "/.well-known/openid-configuration"}
+	if nc.bare {
+		sc.Bare = ports[2]
+		n.bareURL = "http://localhost:" + strconv.Itoa(ports[2])
+		ready = append(ready, n.bareURL+"/")
+	}
+	if nc.admin {
+		sc.Admin = ports[3]
+		n.adminPort = ports[3]
+	}
+	n.proc, err = startZonegate(ctx, nc.bin, nc.dir, makeCaddyfile(sc), ready)
+	if err != nil {
+		return nil, fmt.Errorf("zonegate on %s: %w", n.storage, err)
+	}
+	return n, nil
+}
+
+// siteConfig fills the Caddyfile of one zonegate process.
+type siteConfig struct {
+	Dir     string // the users file is Dir/users.yaml
+	Storage string // the storage option, e.g. "bolt /tmp/x/zonegate.db" or "redis redis://127.0.0.1:6379"
+	IdP     int    // the issuer's port
+	Bare    int    // the bare site's port; 0 for none
+	Gate    int    // the gate site's port
+	Backend int    // the backend's port
+	Admin   int    // the admin endpoint's port; 0 turns it off
+}
+
+// makeCaddyfile is the config of one process: the IdP, a gate site and optionally a bare site,
+// both proxying to the same backend. The admin endpoint is off unless Admin is set.
+func makeCaddyfile(sc siteConfig) string {
 	adminOpt := "admin off"
-	if admin != 0 {
-		adminOpt = "admin 127.0.0.1:" + strconv.Itoa(admin)
+	if sc.Admin != 0 {
+		adminOpt = "admin 127.0.0.1:" + strconv.Itoa(sc.Admin)
+	}
+	bare := ""
+	if sc.Bare != 0 {
+		bare = `
+http://localhost:{BARE} {
+	reverse_proxy 127.0.0.1:{BACKEND}
+}
+`
 	}
 	r := strings.NewReplacer(
 		"{ADMIN}", adminOpt,
-		"{DIR}", dir,
-		"{IDP}", strconv.Itoa(idp),
-		"{BARE}", strconv.Itoa(bare),
-		"{GATE}", strconv.Itoa(gate),
-		"{BACKEND}", strconv.Itoa(backend),
+		"{DIR}", sc.Dir,
+		"{STORAGE}", sc.Storage,
+		"{IDP}", strconv.Itoa(sc.IdP),
+		"{BARE}", strconv.Itoa(sc.Bare),
+		"{GATE}", strconv.Itoa(sc.Gate),
+		"{BACKEND}", strconv.Itoa(sc.Backend),
 	)
 	return r.Replace(`{
 	{ADMIN}
@@ -290,7 +442,7 @@ func makeCaddyfile(dir string, idp, bare, gate, backend, admin int) string {
 	zonegate {
 		issuer http://localhost:{IDP}
 		users {DIR}/users.yaml
-		storage bolt {DIR}/zonegate.db
+		storage {STORAGE}
 		zone lab 127.0.0.0/8 ::1
 		policy bench {
 			rule admins-in-lab {
@@ -306,11 +458,7 @@ func makeCaddyfile(dir string, idp, bare, gate, backend, admin int) string {
 http://localhost:{IDP} {
 	zonegate_idp
 }
-
-http://localhost:{BARE} {
-	reverse_proxy 127.0.0.1:{BACKEND}
-}
-
+` + bare + `
 http://localhost:{GATE} {
 	zonegate_gate bench {
 		url http://localhost:{GATE}
@@ -339,20 +487,22 @@ func repoRoot() (string, error) {
 	}
 }
 
-// ensureWrk finds wrk, installing it with apt-get when this is Debian and we are root.
-func ensureWrk(ctx context.Context) (string, error) {
-	if p, err := exec.LookPath("wrk"); err == nil {
+// ensureTool finds the command bin, installing the Debian package pkg with apt-get when this is
+// Debian and we are root. Otherwise it says how to install it (and other, any further hint) and
+// fails.
+func ensureTool(ctx context.Context, bin, pkg, other string) (string, error) {
+	if p, err := exec.LookPath(bin); err == nil {
 		return p, nil
 	}
-	fmt.Fprintln(os.Stderr, "wrk is not installed. On Debian or Ubuntu: sudo apt-get install -y wrk (other systems: https://github.com/wg/wrk)")
+	fmt.Fprintf(os.Stderr, "%s is not installed. On Debian or Ubuntu: sudo apt-get install -y %s (%s)\n", bin, pkg, other)
 	_, debErr := os.Stat("/etc/debian_version")
 	apt, aptErr := exec.LookPath("apt-get")
 	if os.Geteuid() != 0 || debErr != nil || aptErr != nil {
-		return "", errors.New("wrk is missing; install it and run again")
+		return "", fmt.Errorf("%s is missing; install it (apt-get install -y %s) and run again", bin, pkg)
 	}
-	fmt.Fprintln(os.Stderr, "running as root on Debian: installing wrk with apt-get")
+	fmt.Fprintf(os.Stderr, "running as root on Debian: installing %s with apt-get\n", pkg)
 	install := func() error {
-		cmd := exec.CommandContext(ctx, apt, "install", "-y", "-qq", "wrk")
+		cmd := exec.CommandContext(ctx, apt, "install", "-y", "-qq", pkg)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		return cmd.Run()
@@ -362,15 +512,15 @@ func ensureWrk(ctx context.Context) (string, error) {
 		upd := exec.CommandContext(ctx, apt, "update", "-qq")
 		upd.Stdout, upd.Stderr = os.Stderr, os.Stderr
 		if uerr := upd.Run(); uerr != nil {
-			return "", fmt.Errorf("installing wrk: apt-get update: %w", uerr)
+			return "", fmt.Errorf("installing %s: apt-get update: %w", pkg, uerr)
 		}
 		if err := install(); err != nil {
-			return "", fmt.Errorf("installing wrk with apt-get: %w", err)
+			return "", fmt.Errorf("installing %s with apt-get: %w", pkg, err)
 		}
 	}
-	p, err := exec.LookPath("wrk")
+	p, err := exec.LookPath(bin)
 	if err != nil {
-		return "", fmt.Errorf("wrk still not found after installing it: %w", err)
+		return "", fmt.Errorf("%s still not found after installing %s: %w", bin, pkg, err)
 	}
 	return p, nil
 }
@@ -402,7 +552,7 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// backend is the trivial app both sites proxy to. It counts requests, so a run can prove that
+// backend is the trivial app every site proxies to. It counts requests, so a run can prove that
 // every response wrk counted came from the backend (wrk does not count 3xx as errors).
 type backend struct {
 	port int
@@ -498,6 +648,131 @@ func (p *process) stop() {
 }
 
 func (p *process) output() string { return p.out.String() }
+
+// redisServer is the running redis-server the Redis gate keeps its state in.
+type redisServer struct {
+	*process
+	addr string // 127.0.0.1:N
+}
+
+// startRedis runs redis-server on a free loopback port, nothing saved to disk, and returns once
+// it answers on that port. A port taken between finding it and the server binding it costs a
+// retry on another.
+func startRedis(ctx context.Context, bin, dir string) (*redisServer, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("making the redis-server directory: %w", err)
+	}
+	var lastErr error
+	for range 3 {
+		ports, err := freePorts(1)
+		if err != nil {
+			return nil, err
+		}
+		rs, err := startRedisOn(ctx, bin, dir, ports[0])
+		if err == nil {
+			return rs, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+func startRedisOn(ctx context.Context, bin, dir string, port int) (*redisServer, error) {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	p := &process{out: new(syncBuffer), done: make(chan struct{})}
+	p.cmd = exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no", "--dir", dir)
+	p.cmd.Dir = dir
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = childProcAttr()
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting redis-server: %w", err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case <-p.done:
+			return nil, fmt.Errorf("redis-server on port %d exited at start (%v):\n%s", port, p.err, p.output())
+		case <-ctx.Done():
+			p.stop()
+			return nil, ctx.Err()
+		default:
+		}
+		// Our server, not another one that held the port: INFO names the process.
+		pid, err := redisPID(addr)
+		if err == nil && pid == p.cmd.Process.Pid {
+			return &redisServer{process: p, addr: addr}, nil
+		}
+		if err == nil {
+			p.stop()
+			return nil, fmt.Errorf("port %d answers as redis-server pid %d, not the one just started (pid %d)", port, pid, p.cmd.Process.Pid)
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, fmt.Errorf("redis-server on port %d not answering after 10s: %w\n%s", port, err, p.output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// redisPID asks the redis-server at addr for its process id (inline INFO server).
+func redisPID(addr string) (int, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(time.Second)); err != nil {
+		return 0, err
+	}
+	if _, err := c.Write([]byte("INFO server\r\n")); err != nil {
+		return 0, err
+	}
+	return parseRedisPID(bufio.NewReader(c))
+}
+
+// parseRedisPID reads the reply to INFO server up to its process_id line.
+func parseRedisPID(r *bufio.Reader) (int, error) {
+	first := true
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return 0, fmt.Errorf("reading INFO server: no process_id line: %w", err)
+		}
+		line = strings.TrimSpace(line)
+		if first && strings.HasPrefix(line, "-") {
+			return 0, fmt.Errorf("INFO server: %.200s", line)
+		}
+		first = false
+		if v, ok := strings.CutPrefix(line, "process_id:"); ok {
+			pid, err := strconv.Atoi(v)
+			if err != nil || pid <= 0 {
+				return 0, fmt.Errorf("INFO server: bad process_id %.50q", v)
+			}
+			return pid, nil
+		}
+	}
+}
+
+// redisServerVersion is the version redis-server reports ("7.0.15"), or "" if it says none.
+func redisServerVersion(path string) string {
+	out, _ := exec.Command(path, "--version").CombinedOutput()
+	return parseRedisVersion(string(out))
+}
+
+// parseRedisVersion reads the version from the output of redis-server --version
+// ("Redis server v=7.0.15 sha=..."); "" when there is none.
+func parseRedisVersion(out string) string {
+	if m := redisVersionRe.FindStringSubmatch(out); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+var redisVersionRe = regexp.MustCompile(`\bv=([0-9][0-9A-Za-z.\-]*)`)
 
 // syncBuffer collects a process's output safely while it runs.
 type syncBuffer struct {
@@ -890,13 +1165,58 @@ func parseWrkLatency(num, unit string) (time.Duration, error) {
 	return time.Duration(math.Round(f)), nil
 }
 
-// round is one bare run and one gate run.
+// round is one measured run of every target.
 type round struct {
-	Round int         `json:"round"`
+	Round int `json:"round"`
+	// Order lists the targets in the order this round measured them.
+	Order []string    `json:"order"`
 	Bare  measurement `json:"bare"`
-	Gate  measurement `json:"gate"`
-	// Ratio is gate req/s divided by bare req/s in this round.
+	// Gate is the gate on the bolt store.
+	Gate measurement `json:"gate"`
+	// GateRedis is the gate on the Redis store; nil with -redis=false.
+	GateRedis *measurement `json:"gate_redis,omitempty"`
+	// Ratio is gate (bolt) req/s divided by bare req/s in this round.
 	Ratio float64 `json:"ratio"`
+	// RatioRedis is gate (redis) req/s divided by bare req/s in this round; 0 without Redis.
+	RatioRedis float64 `json:"ratio_redis,omitempty"`
+}
+
+// set records the measurement of the target key.
+func (rd *round) set(key string, m measurement) {
+	switch key {
+	case keyBare:
+		rd.Bare = m
+	case keyGate:
+		rd.Gate = m
+	case keyGateRedis:
+		rd.GateRedis = &m
+	default:
+		panic("bench: unknown target " + key)
+	}
+}
+
+// setRatios computes the round's ratios from its measurements.
+func (rd *round) setRatios() {
+	rd.Ratio = rd.Gate.RequestsPerSec / rd.Bare.RequestsPerSec
+	rd.RatioRedis = 0
+	if rd.GateRedis != nil {
+		rd.RatioRedis = rd.GateRedis.RequestsPerSec / rd.Bare.RequestsPerSec
+	}
+}
+
+// labeled is a measurement with the name the tables give it.
+type labeled struct {
+	label string
+	m     measurement
+}
+
+// measurements lists the round's measurements in table order: bare, gate (bolt), gate (redis).
+func (rd round) measurements() []labeled {
+	out := []labeled{{"bare", rd.Bare}, {"gate (bolt)", rd.Gate}}
+	if rd.GateRedis != nil {
+		out = append(out, labeled{"gate (redis)", *rd.GateRedis})
+	}
+	return out
 }
 
 // side is the summary of one target over all rounds (medians).
@@ -910,27 +1230,52 @@ type side struct {
 
 // result is everything one run found; it is also the JSON file.
 type result struct {
-	Time          string  `json:"time"`
-	Go            string  `json:"go"`
-	GOOS          string  `json:"goos"`
-	GOARCH        string  `json:"goarch"`
-	CPUs          int     `json:"cpus"`
-	Wrk           string  `json:"wrk"`
+	Time   string `json:"time"`
+	Go     string `json:"go"`
+	GOOS   string `json:"goos"`
+	GOARCH string `json:"goarch"`
+	CPUs   int    `json:"cpus"`
+	Wrk    string `json:"wrk"`
+	// Redis is redis-server's version; "" without Redis.
+	Redis         string  `json:"redis,omitempty"`
 	Config        config  `json:"config"`
 	LoadAvgBefore string  `json:"loadavg_before,omitempty"`
 	LoadAvgAfter  string  `json:"loadavg_after,omitempty"`
 	Rounds        []round `json:"rounds"`
 	Bare          side    `json:"bare"`
-	Gate          side    `json:"gate"`
-	// Ratio is the median of the per-round ratios gate/bare.
+	// Gate is the gate on the bolt store.
+	Gate side `json:"gate"`
+	// GateRedis is the gate on the Redis store; nil without Redis.
+	GateRedis *side `json:"gate_redis,omitempty"`
+	// Ratio is the median of the per-round ratios gate (bolt)/bare; Meets and Verdict compare it
+	// with the target.
 	Ratio   float64 `json:"ratio"`
 	Meets   bool    `json:"meets_target"`
 	Verdict string  `json:"verdict"`
+	// RatioRedis is the median of the per-round ratios gate (redis)/bare; MeetsRedis and
+	// VerdictRedis compare it with the Redis target. Unset without Redis.
+	RatioRedis   float64 `json:"ratio_redis,omitempty"`
+	MeetsRedis   *bool   `json:"meets_target_redis,omitempty"`
+	VerdictRedis string  `json:"verdict_redis,omitempty"`
 	// Warnings say why this run's numbers may not be trusted (a busy machine, rounds that
 	// disagree, socket errors).
 	Warnings []string `json:"warnings,omitempty"`
 }
 
+// hasRedis reports whether every round measured the Redis gate.
+func (r *result) hasRedis() bool {
+	if len(r.Rounds) == 0 {
+		return false
+	}
+	for _, rd := range r.Rounds {
+		if rd.GateRedis == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// summarize fills the medians, ratios, verdicts and warnings from the rounds.
 func (r *result) summarize() {
 	pick := func(f func(round) measurement) side {
 		var rps, p50, p99 []float64
@@ -946,18 +1291,36 @@ func (r *result) summarize() {
 	}
 	r.Bare = pick(func(rd round) measurement { return rd.Bare })
 	r.Gate = pick(func(rd round) measurement { return rd.Gate })
-	var ratios []float64
-	for _, rd := range r.Rounds {
-		ratios = append(ratios, rd.Ratio)
-	}
-	r.Ratio = median(ratios)
+	r.Ratio = median(r.ratios(func(rd round) float64 { return rd.Ratio }))
 	r.Meets = r.Ratio >= r.Config.Target
-	r.Warnings = r.noise(ratios)
-	if r.Meets {
-		r.Verdict = fmt.Sprintf("OK: the gate serves %.3f of bare Caddy's req/s (target %.2f)", r.Ratio, r.Config.Target)
-	} else {
-		r.Verdict = fmt.Sprintf("BELOW TARGET: the gate serves %.3f of bare Caddy's req/s (target %.2f)", r.Ratio, r.Config.Target)
+	r.Verdict = verdict("gate (bolt)", r.Ratio, r.Config.Target)
+	r.GateRedis, r.RatioRedis, r.MeetsRedis, r.VerdictRedis = nil, 0, nil, ""
+	if r.hasRedis() {
+		s := pick(func(rd round) measurement { return *rd.GateRedis })
+		r.GateRedis = &s
+		r.RatioRedis = median(r.ratios(func(rd round) float64 { return rd.RatioRedis }))
+		meets := r.RatioRedis >= r.Config.RedisTarget
+		r.MeetsRedis = &meets
+		r.VerdictRedis = verdict("gate (redis)", r.RatioRedis, r.Config.RedisTarget)
 	}
+	r.Warnings = r.noise()
+}
+
+// ratios lists one ratio of every round.
+func (r *result) ratios(f func(round) float64) []float64 {
+	var out []float64
+	for _, rd := range r.Rounds {
+		out = append(out, f(rd))
+	}
+	return out
+}
+
+// verdict says whether the gate called what meets the target ratio.
+func verdict(what string, ratio, target float64) string {
+	if ratio >= target {
+		return fmt.Sprintf("OK: the %s serves %.3f of bare Caddy's req/s (target %.2f)", what, ratio, target)
+	}
+	return fmt.Sprintf("BELOW TARGET: the %s serves %.3f of bare Caddy's req/s (target %.2f)", what, ratio, target)
 }
 
 // Thresholds for calling a run noisy.
@@ -969,23 +1332,32 @@ const (
 	busyLoadPerCPU = 1.0
 )
 
-// noise lists what makes this run's ratio doubtful.
-func (r *result) noise(ratios []float64) []string {
+// noise lists what makes this run's ratios doubtful.
+func (r *result) noise() []string {
 	var w []string
 	if f := strings.Fields(r.LoadAvgBefore); len(f) > 0 && r.CPUs > 0 {
 		if l, err := strconv.ParseFloat(f[0], 64); err == nil && l > busyLoadPerCPU*float64(r.CPUs) {
 			w = append(w, fmt.Sprintf("the machine was busy before the run (1-minute load %.2f on %d CPUs)", l, r.CPUs))
 		}
 	}
-	if len(ratios) > 1 {
+	spread := func(what string, ratios []float64) {
+		if len(ratios) < 2 {
+			return
+		}
 		lo, hi := slices.Min(ratios), slices.Max(ratios)
 		if hi-lo > maxRatioSpread {
-			w = append(w, fmt.Sprintf("the rounds disagree (ratios %.3f to %.3f)", lo, hi))
+			w = append(w, fmt.Sprintf("the rounds disagree on %s/bare (ratios %.3f to %.3f)", what, lo, hi))
 		}
+	}
+	spread("gate (bolt)", r.ratios(func(rd round) float64 { return rd.Ratio }))
+	if r.hasRedis() {
+		spread("gate (redis)", r.ratios(func(rd round) float64 { return rd.RatioRedis }))
 	}
 	var sockErr int64
 	for _, rd := range r.Rounds {
-		sockErr += rd.Bare.SocketErrors + rd.Gate.SocketErrors
+		for _, x := range rd.measurements() {
+			sockErr += x.m.SocketErrors
+		}
 	}
 	if sockErr > 0 {
 		w = append(w, fmt.Sprintf("wrk saw %d socket errors (timeouts or resets: overload?)", sockErr))
@@ -1018,33 +1390,62 @@ func fmtLatency(d time.Duration) string {
 	}
 }
 
+// orderLabels names the round's order the way the tables do.
+func orderLabels(keys []string) string {
+	names := map[string]string{keyBare: "bare", keyGate: "gate (bolt)", keyGateRedis: "gate (redis)"}
+	var out []string
+	for _, k := range keys {
+		out = append(out, names[k])
+	}
+	return strings.Join(out, ", ")
+}
+
 func printRound(rd round) {
-	fmt.Printf("\nround %d\n", rd.Round)
+	fmt.Printf("\nround %d (order: %s)\n", rd.Round, orderLabels(rd.Order))
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\ttarget\treq/s\tp50\tp99\trequests\tsocket errors\t")
-	for _, x := range []struct {
-		name string
-		m    measurement
-	}{{"bare", rd.Bare}, {"gate", rd.Gate}} {
-		fmt.Fprintf(tw, "\t%s\t%.0f\t%s\t%s\t%d\t%d\t\n", x.name, x.m.RequestsPerSec, fmtLatency(x.m.P50), fmtLatency(x.m.P99), x.m.Requests, x.m.SocketErrors)
+	for _, x := range rd.measurements() {
+		fmt.Fprintf(tw, "\t%s\t%.0f\t%s\t%s\t%d\t%d\t\n", x.label, x.m.RequestsPerSec, fmtLatency(x.m.P50), fmtLatency(x.m.P99), x.m.Requests, x.m.SocketErrors)
 	}
 	tw.Flush()
-	fmt.Printf("  ratio gate/bare: %.3f\n", rd.Ratio)
+	fmt.Printf("  ratio gate (bolt)/bare: %.3f\n", rd.Ratio)
+	if rd.GateRedis != nil {
+		fmt.Printf("  ratio gate (redis)/bare: %.3f\n", rd.RatioRedis)
+	}
 }
 
 func printSummary(r result) {
 	fmt.Printf("\nsummary (medians over %d round(s))\n", len(r.Rounds))
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\ttarget\treq/s\tp50\tp99\t")
-	fmt.Fprintf(tw, "\tbare\t%.0f\t%s\t%s\t\n", r.Bare.RequestsPerSec, fmtLatency(r.Bare.P50), fmtLatency(r.Bare.P99))
-	fmt.Fprintf(tw, "\tgate\t%.0f\t%s\t%s\t\n", r.Gate.RequestsPerSec, fmtLatency(r.Gate.P50), fmtLatency(r.Gate.P99))
+	type row struct {
+		label string
+		s     side
+	}
+	rows := []row{{"bare", r.Bare}, {"gate (bolt)", r.Gate}}
+	if r.GateRedis != nil {
+		rows = append(rows, row{"gate (redis)", *r.GateRedis})
+	}
+	for _, x := range rows {
+		fmt.Fprintf(tw, "\t%s\t%.0f\t%s\t%s\t\n", x.label, x.s.RequestsPerSec, fmtLatency(x.s.P50), fmtLatency(x.s.P99))
+	}
 	tw.Flush()
-	fmt.Printf("  ratio gate/bare (median of rounds): %.3f\n", r.Ratio)
-	fmt.Printf("  load average before: %s, after: %s (%d CPUs; wrk, zonegate and the backend share them)\n",
-		orUnknown(r.LoadAvgBefore), orUnknown(r.LoadAvgAfter), r.CPUs)
+	fmt.Printf("  ratio gate (bolt)/bare (median of rounds): %.3f (target %.2f)\n", r.Ratio, r.Config.Target)
+	if r.GateRedis != nil {
+		fmt.Printf("  ratio gate (redis)/bare (median of rounds): %.3f (target %.2f)\n", r.RatioRedis, r.Config.RedisTarget)
+	}
+	sharers := "wrk, zonegate and the backend"
+	if r.GateRedis != nil {
+		sharers = "wrk, zonegate, redis-server and the backend"
+	}
+	fmt.Printf("  load average before: %s, after: %s (%d CPUs; %s share them)\n",
+		orUnknown(r.LoadAvgBefore), orUnknown(r.LoadAvgAfter), r.CPUs, sharers)
 	fmt.Println(r.Verdict)
+	if r.VerdictRedis != "" {
+		fmt.Println(r.VerdictRedis)
+	}
 	for _, w := range r.Warnings {
-		fmt.Printf("WARNING: %s; run again on a quiet machine before trusting this ratio\n", w)
+		fmt.Printf("WARNING: %s; run again on a quiet machine before trusting the ratios\n", w)
 	}
 }
 
