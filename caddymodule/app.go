@@ -336,6 +336,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Zones:      a.zones,
 		ClientIP:   clientIP,
 		BruteForce: a.BruteForce.idp(),
+		SignIns:    a.metrics,
 		Logger:     a.logger.With("component", "idp"),
 	})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 type metrics struct {
 	decisions *prometheus.CounterVec   // site, outcome, reason
 	duration  *prometheus.HistogramVec // site, outcome
+	signIns   *prometheus.CounterVec   // method, outcome
 }
 
 func newMetrics(ctx caddy.Context) (*metrics, error) {
@@ -28,12 +29,16 @@ func newMetrics(ctx caddy.Context) (*metrics, error) {
 			Help:    "Time the gate spent deciding a request (not the backend's time).",
 			Buckets: []float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2, 0.1, 1},
 		}, []string{"site", "outcome"}),
+		signIns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "zonegate", Subsystem: "idp", Name: "signins_total",
+			Help: "Sign-in attempts at the embedded IdP by method (pwd) and outcome (success, or why not).",
+		}, []string{"method", "outcome"}),
 	}
 	reg := ctx.GetMetricsRegistry()
 	if reg == nil {
 		return m, nil // not registered anywhere, still counted
 	}
-	for i, c := range []prometheus.Collector{m.decisions, m.duration} {
+	for i, c := range []prometheus.Collector{m.decisions, m.duration, m.signIns} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -45,6 +50,8 @@ func newMetrics(ctx caddy.Context) (*metrics, error) {
 				m.decisions = are.ExistingCollector.(*prometheus.CounterVec)
 			case 1:
 				m.duration = are.ExistingCollector.(*prometheus.HistogramVec)
+			case 2:
+				m.signIns = are.ExistingCollector.(*prometheus.CounterVec)
 			}
 		}
 	}
@@ -68,4 +75,9 @@ func (m *metrics) forSite(site string) gateway.Observer {
 func (o gateObserver) Decided(outcome, reason string, elapsed time.Duration) {
 	o.decisions.WithLabelValues(outcome, reason).Inc()
 	o.duration.WithLabelValues(outcome).Observe(elapsed.Seconds())
+}
+
+// SignIn implements idp.SignInObserver.
+func (m *metrics) SignIn(method, outcome string) {
+	m.signIns.WithLabelValues(method, outcome).Inc()
 }

@@ -263,6 +263,7 @@ func TestSignInHeadersAndSpoofing(t *testing.T) {
 		`zonegate_gate_decisions_total{outcome="allow",reason="rule_allow",site="` + e.gate + `"}`,
 		`zonegate_gate_decisions_total{outcome="authenticate",reason="authentication_required",site="` + e.gate + `"}`,
 		`zonegate_gate_check_duration_seconds_count{outcome="allow",site="` + e.gate + `"}`,
+		`zonegate_idp_signins_total{method="pwd",outcome="success"}`,
 	} {
 		if !strings.Contains(m.body, want) {
 			var ours []string

@@ -320,6 +320,7 @@ func (p *IdP) refuseAddress(w http.ResponseWriter, r *http.Request, a *authReque
 	p.log.InfoContext(r.Context(), "idp: sign-in refused", slog.String("username", at.username),
 		slog.String("reason", reason), slog.String("client_id", a.ClientID),
 		slog.String("address", at.addr.String()), slog.Time("until", until))
+	p.observeSignIn(amrPassword, reason)
 	p.showLogin(w, r, http.StatusTooManyRequests, a, at.username, tooManyAttemptsMessage(until.Sub(now)))
 }
 

@@ -194,6 +194,14 @@ type Client struct {
 	keys *clientKeys
 }
 
+// SignInObserver hears about every password sign-in attempt (for metrics): the method
+// ("pwd") and the outcome: "success", or why it failed ("wrong_password", "unknown_user",
+// "disabled", "locked_out", or the rate limit that refused it). It must be cheap and safe
+// for concurrent use.
+type SignInObserver interface {
+	SignIn(method, outcome string)
+}
+
 // Config configures an IdP.
 type Config struct {
 	// Issuer is the issuer URL, e.g. "https://id.example.com": scheme and host only, no
@@ -232,6 +240,8 @@ type Config struct {
 	// username (account lockout) and detects credential stuffing; see BruteForce. The zero
 	// value applies the defaults; BruteForce.Disabled turns it off.
 	BruteForce BruteForce
+	// SignIns, when set, hears about every password sign-in attempt (for metrics).
+	SignIns SignInObserver
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
@@ -267,6 +277,7 @@ type IdP struct {
 	zones    *zones.Table
 	clientIP func(*http.Request) netip.Addr
 	brute    *bruteForce // sign-in limiters; nil when disabled
+	signIns  SignInObserver
 
 	jwksClient  *http.Client // fetches clients' JWKSURL
 	backchannel *backchannel // sends back-channel logout tokens
@@ -331,6 +342,7 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 		zones:               cfg.Zones,
 		clientIP:            cfg.ClientIP,
 		brute:               brute,
+		signIns:             cfg.SignIns,
 		jwksClient:          newJWKSClient(),
 	}
 	p.backchannel = newBackchannel(p)

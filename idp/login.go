@@ -122,6 +122,7 @@ func (p *IdP) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 		p.log.InfoContext(ctx, "idp: sign-in failed", slog.String("username", username),
 			slog.String("reason", reason), slog.String("client_id", a.ClientID), slog.String("remote", r.RemoteAddr),
 			slog.String("address", at.addr.String()))
+		p.observeSignIn(amrPassword, reason)
 		if !p.loginFailed(w, r, a, at) {
 			return
 		}
@@ -162,7 +163,15 @@ func (p *IdP) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	p.log.InfoContext(ctx, "idp: signed in", slog.String("username", u.Username),
 		slog.String("client_id", a.ClientID), slog.String("remote", r.RemoteAddr))
+	p.observeSignIn(amrPassword, "success")
 	p.complete(w, r, a, sess)
+}
+
+// observeSignIn tells the configured SignInObserver about one sign-in attempt.
+func (p *IdP) observeSignIn(method, outcome string) {
+	if p.signIns != nil {
+		p.signIns.SignIn(method, outcome)
+	}
 }
 
 // replaceSession ends the browser's current SSO session before a new sign-in: just the
