@@ -34,11 +34,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/zonegate/zonegate/internal/syncbuf"
 )
 
 // modulePath identifies the repository root (the directory whose go.mod declares it).
@@ -775,22 +776,7 @@ func parseRedisVersion(out string) string {
 var redisVersionRe = regexp.MustCompile(`\bv=([0-9][0-9A-Za-z.\-]*)`)
 
 // syncBuffer collects a process's output safely while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = syncbuf.Buffer
 
 // page is one response seen while signing in.
 type page struct {
