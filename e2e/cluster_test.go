@@ -187,7 +187,7 @@ func TestNodesShareOneTruth(t *testing.T) {
 	wg.Wait()
 	if ok := lastOK.Load(); ok != 0 {
 		lag := time.Duration(ok - stopped.Load())
-		if lag > 100*time.Millisecond {
+		if lag > 250*time.Millisecond { // the time a node needs to notice its Redis link dropped
 			t.Fatalf("a request that started %s after Redis died was allowed", lag)
 		}
 		fmt.Printf("e2e: last request allowed after Redis died started %s after the kill\n", lag.Round(time.Microsecond))
