@@ -13,6 +13,9 @@ import (
 type Facts struct {
 	// Zones are the network zones the client address is in.
 	Zones zones.Match
+	// Device is what is known about the device the request comes from; the zero value is no
+	// identified device.
+	Device Device
 	// Authenticated is true when the request carries a valid session; User and Groups are
 	// ignored otherwise.
 	Authenticated bool
@@ -100,10 +103,11 @@ func (d Decision) String() string {
 //
 //   - For a signed-in user (f.Authenticated), a rule matches when all its conditions hold; an
 //     Allow allows (whatever its Auth) and a Deny denies.
-//   - For an anonymous client, a rule whose request conditions (Zones, NotZones, Methods,
-//     Paths) hold decides OutcomeAuthenticate when it has user or group conditions (Allow or
-//     Deny: it cannot be known to match until the user is known) or when it is an Allow that
-//     needs a user. Otherwise a Deny denies and an Allow with AuthNone allows.
+//   - For an anonymous client, a rule whose request conditions (Zones, NotZones, Device,
+//     Platforms, Methods, Paths, checked in that order) hold decides OutcomeAuthenticate when
+//     it has user or group conditions (Allow or Deny: it cannot be known to match until the
+//     user is known) or when it is an Allow that needs a user. Otherwise a Deny denies and an
+//     Allow with AuthNone allows. A rule whose request conditions fail is skipped.
 //   - When no rule matches, the default decides: a default Allow that needs a user gives
 //     OutcomeAuthenticate to an anonymous client.
 //
@@ -152,6 +156,9 @@ func (r *rule) requestHolds(f *Facts, fb *foldBuf) bool {
 		return false
 	}
 	if r.hasNotZones && f.Zones.Intersects(r.notZones) {
+		return false
+	}
+	if !r.deviceHolds(&f.Device) {
 		return false
 	}
 	if len(r.methods) > 0 && !containsFold(r.methods, f.Method) {

@@ -10,27 +10,33 @@ import (
 	"unicode/utf8"
 )
 
-// Pools the fuzz target builds rules from. appDef's rules are all expressible with them.
+// Pools the fuzz targets build rules from. appDef's and deviceDef's rules are all expressible
+// with them.
 var (
-	fuzzZones   = []string{"office", "vpn", "blocked-ish"}
-	fuzzUsers   = []string{"alice", "bob", "Alice"}
-	fuzzGroups  = []string{"admins", "staff", "contractors"}
-	fuzzMethods = []string{"GET", "head", "POST", "DELETE"}
-	fuzzPaths   = []string{
+	fuzzZones    = []string{"office", "vpn", "blocked-ish"}
+	fuzzUsers    = []string{"alice", "bob", "Alice"}
+	fuzzGroups   = []string{"admins", "staff", "contractors"}
+	fuzzMethods  = []string{"GET", "head", "POST", "DELETE"}
+	fuzzDevice   = []string{"registered", "Managed", "compliant", "trusted", "NOT_TRUSTED", "unknown"}
+	fuzzPlatform = []string{"windows", "MacOS", "linux"}
+	// fuzzTrust are the trust levels fuzzFacts picks from; the last ones satisfy no trust word.
+	fuzzTrust = []string{"", "UNKNOWN", "TRUSTED", "NOT_TRUSTED", "trusted", "unknown", "SOMETIMES", " TRUSTED"}
+	fuzzPaths = []string{
 		"/admin/*", "/api/*", "/esign/*", "/healthz", "/static/*", "/favicon.ico", "/assets/*.css", "/",
 		"/*", "/API", "/a/?", "/[a-c]*/x", `/files/\*`, "/ÄRGER/*", "/\u212Aelvin", "/esign/*/sign",
 	}
 )
 
-const fuzzRuleBytes = 6
+const fuzzRuleBytes = 7
 
 // fuzzDef builds up to 8 rules from b, fuzzRuleBytes bytes each:
 //
-//	0: bit 0 action, bit 1 auth, bit 2 named
+//	0: bit 0 action, bit 1 auth, bit 2 named, bits 3-5 platforms
 //	1: bits 0-2 zones, bits 3-5 not-zones
 //	2: bits 0-2 users, bits 3-5 groups
 //	3: bits 0-2 not-groups, bits 3-6 methods
 //	4-5: paths (16 bits)
+//	6: bits 0-5 device words
 //
 // and the default from ctl bits 4 (Allow) and 5 (AuthNone).
 func fuzzDef(b []byte, ctl byte) Def {
@@ -55,6 +61,8 @@ func fuzzDef(b []byte, ctl byte) Def {
 			NotGroups: pick(fuzzGroups, int(b[3])),
 			Methods:   pick(fuzzMethods, int(b[3]>>3)),
 			Paths:     pick(fuzzPaths, int(b[4])|int(b[5])<<8),
+			Device:    pick(fuzzDevice, int(b[6])),
+			Platforms: pick(fuzzPlatform, int(b[0]>>3)),
 		}
 		if b[0]&4 != 0 {
 			r.Name = fmt.Sprintf("r%d", i)
@@ -85,19 +93,22 @@ func encodeDef(t testing.TB, def Def) ([]byte, byte) {
 	for _, r := range def.Rules {
 		p := bits(fuzzPaths, r.Paths)
 		b = append(b,
-			byte(r.Action)|byte(r.Auth)<<1|4,
+			byte(r.Action)|byte(r.Auth)<<1|4|byte(bits(fuzzPlatform, r.Platforms))<<3,
 			byte(bits(fuzzZones, r.Zones)|bits(fuzzZones, r.NotZones)<<3),
 			byte(bits(fuzzUsers, r.Users)|bits(fuzzGroups, r.Groups)<<3),
 			byte(bits(fuzzGroups, r.NotGroups)|bits(fuzzMethods, r.Methods)<<3),
-			byte(p), byte(p>>8))
+			byte(p), byte(p>>8), byte(bits(fuzzDevice, r.Device)))
 	}
 	return b, byte(def.Default)<<4 | byte(def.DefaultAuth)<<5
 }
 
-// fuzzFacts builds facts from ctl (bits 0-2 zones, bit 3 authenticated) and strings. A path
-// starting with "!" is made longer than MaxGlobPath.
-func fuzzFacts(ctl byte, user, groups, method, p string) Facts {
+// fuzzFacts builds facts from ctl (bits 0-2 zones, bit 3 authenticated), dev (bit 0 known, bit
+// 1 managed, bit 2 compliant, bits 3-5 trust from fuzzTrust) and strings. A path starting with
+// "!" is made longer than MaxGlobPath.
+func fuzzFacts(ctl, dev byte, user, groups, method, p, platform string) Facts {
 	f := Facts{Authenticated: ctl&8 != 0, User: user, Method: method, Path: p}
+	f.Device = Device{Known: dev&1 != 0, Managed: dev&2 != 0, Compliant: dev&4 != 0,
+		Trust: fuzzTrust[dev>>3&7], Platform: platform}
 	for i := range 3 {
 		if ctl&(1<<i) != 0 {
 			f.Zones = f.Zones.With(i)
@@ -112,43 +123,73 @@ func fuzzFacts(ctl byte, user, groups, method, p string) Facts {
 	return f
 }
 
-func FuzzEvaluate(f *testing.F) {
-	rules, defCtl := encodeDef(f, appDef())
-	add := func(fa Facts) {
-		ctl := defCtl
-		for i := range 3 {
-			if fa.Zones.Has(i) {
-				ctl |= 1 << i
-			}
+// encodeFacts is the inverse of fuzzFacts for facts built from the pools, to seed the corpus.
+func encodeFacts(t testing.TB, defCtl byte, fa Facts) (ctl, dev byte) {
+	ctl = defCtl
+	for i := range 3 {
+		if fa.Zones.Has(i) {
+			ctl |= 1 << i
 		}
-		if fa.Authenticated {
-			ctl |= 8
-		}
-		f.Add(rules, ctl, fa.User, strings.Join(fa.Groups, ","), fa.Method, fa.Path)
 	}
-	add(user(inOffice, "ann", admins, "GET", "/ADMIN/users"))
-	add(user(inOffice, "cal", contractors, "GET", "/esign/doc/1"))
-	add(anon(inOffice, "GET", "/esign/doc/1"))
-	add(anon(atHome, "GET", "/Assets/Site.CSS"))
-	add(anon(inBlocked, "HEAD", "/healthz"))
-	add(anon(atHome, "GET", "!x.css"))
-	add(user(inVPN, "alice", []string{"staff"}, "post", "/esign/x/SIGN"))
-	f.Add([]byte{1, 0, 0, 0, 0xff, 0xff}, byte(0x18), "bob", "admins,staff", "GET", "/\u212A/ärger")
-	f.Add([]byte{2, 7, 8, 0, 0, 0, 3, 0, 0x10, 0, 1, 0}, byte(0x30), "", "", "", "/API")
+	if fa.Authenticated {
+		ctl |= 8
+	}
+	d := fa.Device
+	trust := slices.Index(fuzzTrust, d.Trust)
+	if trust < 0 {
+		t.Fatalf("trust %q is not in the fuzz pool", d.Trust)
+	}
+	for i, b := range []bool{d.Known, d.Managed, d.Compliant} {
+		if b {
+			dev |= 1 << i
+		}
+	}
+	return ctl, dev | byte(trust)<<3
+}
 
-	f.Fuzz(func(t *testing.T, rules []byte, ctl byte, user, groups, method, p string) {
+func FuzzEvaluate(f *testing.F) {
+	for _, def := range []Def{appDef(), deviceDef()} {
+		rules, defCtl := encodeDef(f, def)
+		for _, tc := range seedFacts() {
+			ctl, dev := encodeFacts(f, defCtl, tc)
+			f.Add(rules, ctl, dev, tc.User, strings.Join(tc.Groups, ","), tc.Method, tc.Path, tc.Device.Platform)
+		}
+	}
+	f.Add([]byte{1, 0, 0, 0, 0xff, 0xff, 0}, byte(0x18), byte(0), "bob", "admins,staff", "GET", "/\u212A/ärger", "")
+	f.Add([]byte{2, 7, 8, 0, 0, 0, 0, 3, 0, 0x10, 0, 1, 0, 0}, byte(0x30), byte(0), "", "", "", "/API", "")
+	f.Add([]byte{0x0f, 0, 0, 0, 0, 0, 0x3f, 0x3b, 0, 0, 0, 0, 0, 0x07}, byte(0x10), byte(0x17), "", "", "", "/", "WINDOWS")
+
+	f.Fuzz(func(t *testing.T, rules []byte, ctl, dev byte, user, groups, method, p, platform string) {
 		def := fuzzDef(rules, ctl)
 		pol, err := Compile(def, testZones)
 		if err != nil {
 			t.Fatalf("Compile: %v", err)
 		}
-		facts := fuzzFacts(ctl, user, groups, method, p)
+		facts := fuzzFacts(ctl, dev, user, groups, method, p, platform)
 		got := pol.Evaluate(&facts)
 		if want := refEvaluate(def, &facts); got != want {
 			t.Fatalf("Evaluate = %+v, reference = %+v\nfacts %+v\ndef %+v", got, want, facts, def)
 		}
 		checkInvariants(t, def, &facts, got)
 	})
+}
+
+// seedFacts are facts from the table tests, to seed the fuzz corpus.
+func seedFacts() []Facts {
+	out := []Facts{
+		user(inOffice, "ann", admins, "GET", "/ADMIN/users"),
+		user(inOffice, "cal", contractors, "GET", "/esign/doc/1"),
+		anon(inOffice, "GET", "/esign/doc/1"),
+		anon(atHome, "GET", "/Assets/Site.CSS"),
+		anon(inBlocked, "HEAD", "/healthz"),
+		anon(atHome, "GET", "!x.css"),
+		user(inVPN, "alice", []string{"staff"}, "post", "/esign/x/SIGN"),
+		user(atHome, "nobody", nil, "DELETE", "/api/x"),
+	}
+	for _, tc := range deviceCases() {
+		out = append(out, tc.facts)
+	}
+	return out
 }
 
 // checkInvariants checks properties any decision must have, independently of the reference.
@@ -274,6 +315,22 @@ func refRequestHolds(r RuleDef, f *Facts) bool {
 			return false
 		}
 	}
+	for _, w := range r.Device {
+		if !refDeviceWord(w, &f.Device) {
+			return false
+		}
+	}
+	if len(r.Platforms) > 0 {
+		ok := false
+		for _, pl := range r.Platforms {
+			if f.Device.Known && strings.EqualFold(pl, f.Device.Platform) {
+				ok = true
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
 	if len(r.Methods) > 0 {
 		ok := false
 		for _, m := range r.Methods {
@@ -297,6 +354,25 @@ func refRequestHolds(r RuleDef, f *Facts) bool {
 		}
 	}
 	return true
+}
+
+// refDeviceWord reports whether device condition w holds for d, as RuleDef.Device documents.
+func refDeviceWord(w string, d *Device) bool {
+	switch strings.ToLower(w) {
+	case "registered":
+		return d.Known
+	case "managed":
+		return d.Known && d.Managed
+	case "compliant":
+		return d.Known && d.Compliant
+	case "trusted":
+		return d.Trust == "TRUSTED"
+	case "not_trusted":
+		return d.Trust == "NOT_TRUSTED"
+	case "unknown":
+		return d.Trust == "UNKNOWN" || d.Trust == ""
+	}
+	panic("unknown device word " + w)
 }
 
 func refSubjectHolds(r RuleDef, f *Facts) bool {

@@ -68,6 +68,17 @@ type RuleDef struct {
 	// NotZones holds when the client is in none of these zones.
 	NotZones []string
 
+	// Device holds when every one of these holds for the device the request comes from (see
+	// [Device]): "registered" (a registered device was identified), "managed" (registered and
+	// managed), "compliant" (registered and compliant), "trusted" (trust level TRUSTED),
+	// "not_trusted" (trust level NOT_TRUSTED) or "unknown" (trust level UNKNOWN or empty). The
+	// words are matched without regard to case. Like zones, device conditions are request
+	// conditions: they need no signed-in user.
+	Device []string
+	// Platforms holds when a registered device was identified and its platform is one of these
+	// (e.g. "windows", "macos"), without regard to case.
+	Platforms []string
+
 	// Users holds when the signed-in username is one of these (exact, case-sensitive).
 	Users []string
 	// Groups holds when the signed-in user is in at least one of these groups (exact).
@@ -130,6 +141,10 @@ type rule struct {
 	hasNotZones bool
 	zones       zones.Match
 	notZones    zones.Match
+
+	device    deviceMask // every bit must be set in the device's state; 0 when no condition
+	devWords  []string   // the Device words, lower case, as given (for Trace)
+	platforms []string
 
 	users     []string
 	groups    []string
@@ -227,6 +242,19 @@ func compileRule(rd RuleDef, zi ZoneIndex) (rule, error) {
 		return r, err
 	}
 	r.hasZones, r.hasNotZones = len(rd.Zones) > 0, len(rd.NotZones) > 0
+
+	for _, w := range rd.Device {
+		lw := strings.ToLower(w)
+		bit, ok := deviceWords[lw]
+		if !ok {
+			return r, fmt.Errorf("unknown device condition %q (want registered, managed, compliant, trusted, not_trusted or unknown)", w)
+		}
+		r.device |= bit
+		r.devWords = append(r.devWords, lw)
+	}
+	if r.platforms, err = names("platform", rd.Platforms); err != nil {
+		return r, err
+	}
 
 	if r.users, err = names("user", rd.Users); err != nil {
 		return r, err

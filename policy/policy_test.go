@@ -396,6 +396,21 @@ func TestCompileErrors(t *testing.T) {
 			want: `policy "app": rule 1: empty group name`,
 		},
 		{
+			name: "unknown device condition",
+			def:  Def{Name: "p", Rules: []RuleDef{{}, {Name: "x", Device: []string{"managed", "compliance"}}}},
+			want: `policy "p": rule 2 ("x"): unknown device condition "compliance" (want registered, managed, compliant, trusted, not_trusted or unknown)`,
+		},
+		{
+			name: "empty device condition",
+			def:  Def{Name: "app", Rules: []RuleDef{{Device: []string{""}}}},
+			want: `policy "app": rule 1: unknown device condition "" (want registered, managed, compliant, trusted, not_trusted or unknown)`,
+		},
+		{
+			name: "empty platform",
+			def:  Def{Name: "app", Rules: []RuleDef{{Platforms: []string{"linux", ""}}}},
+			want: `policy "app": rule 1: empty platform name`,
+		},
+		{
 			name: "unknown action",
 			def:  Def{Name: "app", Rules: []RuleDef{{Action: 2}}},
 			want: `policy "app": rule 1: unknown action 2`,

@@ -17,6 +17,11 @@ const (
 	CondZones Cond = iota + 1
 	// CondNotZones: the client is in a zone the rule excludes.
 	CondNotZones
+	// CondDevice: a device condition of the rule does not hold for the request's device.
+	CondDevice
+	// CondPlatform: no registered device was identified, or its platform is not one of the
+	// rule's.
+	CondPlatform
 	// CondMethods: the request method is not one of the rule's.
 	CondMethods
 	// CondPaths: the request path matches none of the rule's patterns.
@@ -33,13 +38,18 @@ const (
 )
 
 // String returns the condition's name as written in a Caddyfile rule ("zone", "not_zone",
-// "method", "path", "user", "group", "not_group"), or "user needed" for CondSignIn.
+// "device", "platform", "method", "path", "user", "group", "not_group"), or "user needed" for
+// CondSignIn.
 func (c Cond) String() string {
 	switch c {
 	case CondZones:
 		return "zone"
 	case CondNotZones:
 		return "not_zone"
+	case CondDevice:
+		return "device"
+	case CondPlatform:
+		return "platform"
 	case CondMethods:
 		return "method"
 	case CondPaths:
@@ -61,14 +71,16 @@ func (c Cond) String() string {
 type Miss struct {
 	// Cond is the condition.
 	Cond Cond
-	// Want is what the condition asks for: the rule's zones (CondZones, CondNotZones), methods
-	// (upper case), path patterns (glob patterns case-folded, as compiled), users, groups or
-	// not-groups. Nil for CondSignIn.
+	// Want is what the condition asks for: the rule's zones (CondZones, CondNotZones), device
+	// words (lower case), platforms, methods (upper case), path patterns (glob patterns
+	// case-folded, as compiled), users, groups or not-groups. Nil for CondSignIn.
 	Want []string
 	// Got is what the request had that the condition looked at: every zone of the client
-	// (CondZones), the excluded zones the client is in (CondNotZones), the method, the path,
-	// the username, every group of the user (CondGroups) or the excluded groups the user is in
-	// (CondNotGroups). Nil for CondSignIn.
+	// (CondZones), the excluded zones the client is in (CondNotZones), the device words that
+	// hold for the device (CondDevice, in the order registered, managed, compliant, trusted,
+	// not_trusted, unknown), the device's platform (CondPlatform; nil when no registered device
+	// was identified), the method, the path, the username, every group of the user (CondGroups)
+	// or the excluded groups the user is in (CondNotGroups). Nil for CondSignIn.
 	Got []string
 	// Why says it in a sentence that starts with the condition's name, e.g.
 	// `zone: client is in none of [office vpn] (client zones: [lab])`.
@@ -167,6 +179,9 @@ func (r *rule) requestMiss(f *Facts, fb *foldBuf, o *TraceOptions) *Miss {
 		return &Miss{Cond: CondNotZones, Want: want, Got: got,
 			Why: fmt.Sprintf("not_zone: client is in %s, which the rule excludes", list(got))}
 	}
+	if m := r.deviceMiss(&f.Device); m != nil {
+		return m
+	}
 	if len(r.methods) > 0 && !containsFold(r.methods, f.Method) {
 		return &Miss{Cond: CondMethods, Want: clone(r.methods), Got: []string{f.Method},
 			Why: fmt.Sprintf("method: %s is not one of %s", quoteOdd(f.Method), list(r.methods))}
@@ -183,6 +198,40 @@ func (r *rule) requestMiss(f *Facts, fb *foldBuf, o *TraceOptions) *Miss {
 			why += fmt.Sprintf(" (the path is longer than %d bytes, so an allow rule's glob patterns do not match it)", MaxGlobPath)
 		}
 		return &Miss{Cond: CondPaths, Want: want, Got: []string{f.Path}, Why: why}
+	}
+	return nil
+}
+
+// deviceMiss explains the first of the rule's device and platform conditions that does not
+// hold for d, or returns nil. The device words are checked in the order of [deviceOrder].
+func (r *rule) deviceMiss(d *Device) *Miss {
+	if st := d.state(); r.device&^st != 0 {
+		var why string
+		for _, o := range deviceOrder {
+			if r.device&o.bit == 0 || st&o.bit != 0 {
+				continue
+			}
+			switch {
+			case o.bit&(devRegistered|devManaged|devCompliant) != 0 && !d.Known:
+				why = "device: no registered device"
+			case o.bit == devNotTrusted:
+				why = "device: trust is not NOT_TRUSTED (device: " + d.describe() + ")"
+			case o.bit == devUnknown:
+				why = "device: trust is not UNKNOWN (device: " + d.describe() + ")"
+			default:
+				why = "device: not " + o.word + " (device: " + d.describe() + ")"
+			}
+			break
+		}
+		return &Miss{Cond: CondDevice, Want: clone(r.devWords), Got: st.words(), Why: why}
+	}
+	if !r.platformHolds(d) {
+		if !d.Known {
+			return &Miss{Cond: CondPlatform, Want: clone(r.platforms),
+				Why: "platform: no registered device"}
+		}
+		return &Miss{Cond: CondPlatform, Want: clone(r.platforms), Got: []string{d.Platform},
+			Why: fmt.Sprintf("platform: %q is none of %s", d.Platform, list(r.platforms))}
 	}
 	return nil
 }

@@ -255,7 +255,7 @@ func TestCondString(t *testing.T) {
 	for c := CondZones; c <= CondNotGroups+1; c++ {
 		got = append(got, c.String())
 	}
-	want := []string{"zone", "not_zone", "method", "path", "user needed", "user", "group", "not_group", "Cond(9)"}
+	want := []string{"zone", "not_zone", "device", "platform", "method", "path", "user needed", "user", "group", "not_group", "Cond(11)"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -265,33 +265,25 @@ func TestCondString(t *testing.T) {
 // reference written from the Def: every rule before the deciding one misses, on the condition
 // the reference finds first, with the rule's own values.
 func FuzzTrace(f *testing.F) {
-	rules, defCtl := encodeDef(f, appDef())
-	for _, tc := range []struct {
-		ctl                        byte
-		user, groups, method, path string
-	}{
-		{defCtl | 1 | 8, "ann", "admins,staff", "GET", "/ADMIN/users"},
-		{defCtl | 1 | 8, "cal", "contractors,staff", "GET", "/esign/doc/1"},
-		{defCtl | 1, "", "", "GET", "/esign/doc/1"},
-		{defCtl, "", "", "GET", "/Assets/Site.CSS"},
-		{defCtl | 4, "", "", "HEAD", "/healthz"},
-		{defCtl, "", "", "GET", "!x.css"},
-		{defCtl | 2 | 8, "alice", "staff", "post", "/esign/x/SIGN"},
-		{defCtl | 8, "nobody", "", "DELETE", "/api/x"},
-	} {
-		f.Add(rules, tc.ctl, tc.user, tc.groups, tc.method, tc.path)
+	for _, def := range []Def{appDef(), deviceDef()} {
+		rules, defCtl := encodeDef(f, def)
+		for _, tc := range seedFacts() {
+			ctl, dev := encodeFacts(f, defCtl, tc)
+			f.Add(rules, ctl, dev, tc.User, strings.Join(tc.Groups, ","), tc.Method, tc.Path, tc.Device.Platform)
+		}
 	}
-	f.Add([]byte{1, 0, 0, 0, 0xff, 0xff}, byte(0x18), "bob", "admins,staff", "GET", "/\u212A/ärger")
-	f.Add([]byte{2, 7, 8, 0, 0, 0, 3, 0, 0x10, 0, 1, 0}, byte(0x30), "", "", "", "/API")
-	f.Add([]byte{1, 0x38, 0x3f, 0x3f, 0, 0}, byte(0x0f), "alice", "contractors", "GET", "/")
+	f.Add([]byte{1, 0, 0, 0, 0xff, 0xff, 0}, byte(0x18), byte(0), "bob", "admins,staff", "GET", "/\u212A/ärger", "")
+	f.Add([]byte{2, 7, 8, 0, 0, 0, 0, 3, 0, 0x10, 0, 1, 0, 0}, byte(0x30), byte(0), "", "", "", "/API", "")
+	f.Add([]byte{1, 0x38, 0x3f, 0x3f, 0, 0, 0}, byte(0x0f), byte(0), "alice", "contractors", "GET", "/", "")
+	f.Add([]byte{0x0f, 0, 0, 0, 0, 0, 0x3f, 0x3b, 0, 0, 0, 0, 0, 0x07}, byte(0x10), byte(0x17), "", "", "", "/", "WINDOWS")
 
-	f.Fuzz(func(t *testing.T, rules []byte, ctl byte, user, groups, method, p string) {
+	f.Fuzz(func(t *testing.T, rules []byte, ctl, dev byte, user, groups, method, p, platform string) {
 		def := fuzzDef(rules, ctl)
 		pol, err := Compile(def, testZones)
 		if err != nil {
 			t.Fatalf("Compile: %v", err)
 		}
-		facts := fuzzFacts(ctl, user, groups, method, p)
+		facts := fuzzFacts(ctl, dev, user, groups, method, p, platform)
 		d, steps := pol.TraceWith(&facts, traceOpts)
 		if want := pol.Evaluate(&facts); d != want {
 			t.Fatalf("Trace = %+v, Evaluate = %+v\nfacts %+v\ndef %+v", d, want, facts, def)
@@ -347,6 +339,10 @@ func refFirstMiss(r RuleDef, f *Facts) Cond {
 		return CondZones
 	case !one(RuleDef{Action: r.Action, NotZones: r.NotZones}):
 		return CondNotZones
+	case !one(RuleDef{Action: r.Action, Device: r.Device}):
+		return CondDevice
+	case !one(RuleDef{Action: r.Action, Platforms: r.Platforms}):
+		return CondPlatform
 	case !one(RuleDef{Action: r.Action, Methods: r.Methods}):
 		return CondMethods
 	case !one(RuleDef{Action: r.Action, Paths: r.Paths}):
@@ -386,6 +382,12 @@ func checkMissValues(t *testing.T, i int, r RuleDef, f *Facts, m *Miss) {
 		want = r.Zones
 	case CondNotZones:
 		want = r.NotZones
+	case CondDevice:
+		for _, w := range r.Device {
+			want = append(want, strings.ToLower(w))
+		}
+	case CondPlatform:
+		want = r.Platforms
 	case CondMethods:
 		for _, s := range r.Methods {
 			want = append(want, strings.ToUpper(s))
@@ -414,6 +416,10 @@ func checkMissValues(t *testing.T, i int, r RuleDef, f *Facts, m *Miss) {
 			ok = f.Zones.Has(testZones[g])
 		case CondNotZones:
 			ok = f.Zones.Has(testZones[g]) && slices.Contains(r.NotZones, g)
+		case CondDevice:
+			ok = refDeviceWord(g, &f.Device)
+		case CondPlatform:
+			ok = f.Device.Known && g == f.Device.Platform
 		case CondMethods:
 			ok = g == f.Method
 		case CondPaths:
@@ -428,6 +434,21 @@ func checkMissValues(t *testing.T, i int, r RuleDef, f *Facts, m *Miss) {
 		if !ok {
 			t.Fatalf("step %d: %v got %q, which the request does not have (%+v)", i, m.Cond, g, f)
 		}
+	}
+	if m.Cond == CondDevice {
+		// Got is every device word that holds, so the missing one is not among them.
+		var holds []string
+		for _, w := range fuzzDevice {
+			if refDeviceWord(w, &f.Device) {
+				holds = append(holds, strings.ToLower(w))
+			}
+		}
+		if !sameSet(m.Got, holds) {
+			t.Fatalf("step %d: device got %q, want %q", i, m.Got, holds)
+		}
+	}
+	if m.Cond == CondPlatform && f.Device.Known && len(m.Got) != 1 {
+		t.Fatalf("step %d: platform got %q for a registered device", i, m.Got)
 	}
 	if m.Cond == CondNotZones || m.Cond == CondNotGroups || m.Cond == CondMethods || m.Cond == CondPaths || m.Cond == CondUsers {
 		if len(m.Got) == 0 {
