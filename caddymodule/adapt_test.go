@@ -106,6 +106,10 @@ func TestAdaptErrors(t *testing.T) {
 		{"brute force bad rate", "{\n\tzonegate {\n\t\tbrute_force {\n\t\t\tuser 20 per 15m\n\t\t}\n\t}\n}\n", `@4@brute_force user: "20" is not <count>/<window>`},
 		{"brute force wrong word", "{\n\tzonegate {\n\t\tbrute_force {\n\t\t\tuser 20/15m block 1h\n\t\t}\n\t}\n}\n", `@4@brute_force user: want lockout <duration>, got "block"`},
 		{"brute force unknown", "{\n\tzonegate {\n\t\tbrute_force {\n\t\t\tip 5/1m\n\t\t}\n\t}\n}\n", `@4@unknown brute_force option "ip"`},
+		{"device rule without devices", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t\trule {\n\t\t\t\tallow\n\t\t\t\tdevice compliant\n\t\t\t}\n\t\t}\n\t}\n}\n", `rule 1: device conditions need the devices option`},
+		{"devices without id_from", "{\n\tzonegate {\n\t\tdevices {\n\t\t\tmdm_webhook_secret s\n\t\t}\n\t}\n}\n", `@5@devices needs id_from`},
+		{"devices bad field", "{\n\tzonegate {\n\t\tdevices {\n\t\t\tid_from subject\n\t\t}\n\t}\n}\n", `@4@id_from "subject"`},
+		{"unknown device word", "{\n\tzonegate {\n\t\tdevices {\n\t\t\tid_from cn\n\t\t}\n\t\tpolicy p {\n\t\t\trule {\n\t\t\t\tallow\n\t\t\t\tdevice compliance\n\t\t\t}\n\t\t}\n\t}\n}\n", `unknown device condition "compliance"`},
 		{"idp with args", global + "http://localhost:9091 {\n\tzonegate_idp extra\n}\n", `@11@zonegate_idp takes no arguments`},
 	}
 	for _, tc := range cases {

@@ -61,6 +61,10 @@ type App struct {
 	// Clients are the OIDC clients (apps) that sign in through the embedded IdP.
 	Clients []ClientConfig `json:"clients,omitempty"`
 
+	// Devices makes the gates identify devices by client certificate and read their posture
+	// from the device registry (fed by the MDM compliance webhook).
+	Devices *DevicesConfig `json:"devices,omitempty"`
+
 	// BruteForce tunes the sign-in limits of the embedded IdP. Defaults: 30 attempts a minute
 	// per address; 20 failures in 15m lock an account for 15m; failures against 10 users from
 	// one address in 10m block it for 30m.
@@ -81,6 +85,7 @@ type App struct {
 	idpSess    *websession.Manager
 	csrf       *csrf.Protector
 	metrics    *metrics
+	devices    *devices
 }
 
 // SessionConfig configures web sessions.
@@ -146,6 +151,11 @@ type RuleConfig struct {
 	NotGroups []string `json:"not_groups,omitempty"`
 	Methods   []string `json:"methods,omitempty"`
 	Paths     []string `json:"paths,omitempty"`
+	// Device conditions, all of which must hold: registered, managed, compliant, trusted,
+	// not_trusted, unknown. Needs the devices option.
+	Device []string `json:"device,omitempty"`
+	// Platforms: the device's platform is one of these.
+	Platforms []string `json:"platforms,omitempty"`
 }
 
 // BruteForceConfig tunes the IdP's sign-in limits; zero fields keep the defaults.
@@ -259,6 +269,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.zones, err = a.compileZones(a.logger, 0)
 	if err != nil {
 		return err
+	}
+
+	if a.Devices != nil {
+		if a.devices, err = newDevices(a.Devices, a.store, a.logger.With("component", "devices")); err != nil {
+			return err
+		}
 	}
 
 	a.policies = make(map[string]*policy.Policy, len(a.Policies))
@@ -457,6 +473,7 @@ func (pc PolicyConfig) def() (policy.Def, error) {
 		r := policy.RuleDef{
 			Name: rc.Name, Zones: rc.Zones, NotZones: rc.NotZones, Users: rc.Users,
 			Groups: rc.Groups, NotGroups: rc.NotGroups, Methods: rc.Methods, Paths: rc.Paths,
+			Device: rc.Device, Platforms: rc.Platforms,
 		}
 		if r.Action, err = parseAction(rc.Action, ""); err != nil {
 			return d, fmt.Errorf("zonegate: policy %q: rule %d: %w", pc.Name, i+1, err)

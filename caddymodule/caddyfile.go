@@ -48,6 +48,11 @@ func init() {
 //	        persistent                # cookies survive a browser restart
 //	        cache_ttl <duration>      # default 2s
 //	    }
+//	    devices {                     # identify devices by their client certificate
+//	        id_from san_uri|san_dns|cn|serial [<prefix>]   # e.g. san_uri urn:device:udid:
+//	        mdm_webhook_secret <secret>...  # HMAC keys of the MDM compliance webhook
+//	        cache_ttl <duration>      # default 1s
+//	    }
 //	    brute_force off | {           # sign-in limits of the embedded IdP
 //	        address <n>/<window> [block <duration>]      # default 30/1m block 1m
 //	        user <n>/<window> [lockout <duration>]       # default 20/15m lockout 15m
@@ -76,6 +81,8 @@ func init() {
 //	            not_group <group>...
 //	            method <METHOD>...
 //	            path <pattern>...     # /exact, /prefix/*, or a glob
+//	            device registered|managed|compliant|trusted|not_trusted|unknown...  # all must hold
+//	            platform <name>...    # windows, macos, ios, android, linux
 //	        }
 //	        default deny|allow [user|anyone]   # when no rule matches; deny if not given
 //	    }
@@ -138,6 +145,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			default:
 				return nil, d.Errf("unknown storage %q (use bolt or redis)", d.Val())
 			}
+		case "devices":
+			dc, err := parseDevices(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Devices = dc
 		case "brute_force":
 			bf, err := parseBruteForce(d)
 			if err != nil {
@@ -206,7 +219,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			app.Clients = append(app.Clients, c)
 		default:
-			return nil, d.Errf("unknown zonegate option %q (want issuer, users, storage, session, brute_force, geoip, zone, policy or client)", d.Val())
+			return nil, d.Errf("unknown zonegate option %q (want issuer, users, storage, session, devices, brute_force, geoip, zone, policy or client)", d.Val())
 		}
 	}
 	if err := checkZonesAndPolicies(d, app, policyLines); err != nil {
@@ -244,6 +257,15 @@ func checkZonesAndPolicies(d *caddyfile.Dispenser, app *App, policyLines []int) 
 		}
 		table[z.Name] = i
 	}
+	if app.Devices == nil {
+		for _, pc := range app.Policies {
+			for i, rc := range pc.Rules {
+				if len(rc.Device)+len(rc.Platforms) > 0 {
+					return d.Errf("policy %q: rule %d: device conditions need the devices option (how devices are identified)", pc.Name, i+1)
+				}
+			}
+		}
+	}
 	for _, c := range app.Clients {
 		if c.Policy == "" {
 			continue
@@ -262,6 +284,53 @@ func checkZonesAndPolicies(d *caddyfile.Dispenser, app *App, policyLines []int) 
 		}
 	}
 	return nil
+}
+
+func parseDevices(d *caddyfile.Dispenser) (*DevicesConfig, error) {
+	dc := new(DevicesConfig)
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "id_from":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return nil, d.Err("id_from takes a field (san_uri, san_dns, cn or serial) and an optional prefix")
+			}
+			switch args[0] {
+			case "san_uri", "san_dns", "cn", "serial":
+			default:
+				return nil, d.Errf("id_from %q: want san_uri, san_dns, cn or serial", args[0])
+			}
+			dc.IDFrom = args[0]
+			if len(args) == 2 {
+				dc.IDPrefix = args[1]
+			}
+		case "mdm_webhook_secret":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			dc.WebhookSecrets = append(dc.WebhookSecrets, args...)
+		case "cache_ttl":
+			var v string
+			if !d.AllArgs(&v) {
+				return nil, d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("devices cache_ttl: %q is not a positive duration", v)
+			}
+			dc.CacheTTL = caddy.Duration(dur)
+		default:
+			return nil, d.Errf("unknown devices option %q (want id_from, mdm_webhook_secret or cache_ttl)", d.Val())
+		}
+	}
+	if dc.IDFrom == "" {
+		return nil, d.Err("devices needs id_from")
+	}
+	return dc, nil
 }
 
 func parseBruteForce(d *caddyfile.Dispenser) (*BruteForceConfig, error) {
@@ -555,7 +624,7 @@ func parseRule(d *caddyfile.Dispenser, n int) (RuleConfig, error) {
 				return r, d.ArgErr()
 			}
 			r.Action = "deny"
-		case "zone", "not_zone", "user", "group", "not_group", "method", "path":
+		case "zone", "not_zone", "user", "group", "not_group", "method", "path", "device", "platform":
 			if len(args) == 0 {
 				return r, d.Errf("rule %d: %s needs at least one value", n, key)
 			}
@@ -576,9 +645,13 @@ func parseRule(d *caddyfile.Dispenser, n int) (RuleConfig, error) {
 				}
 			case "path":
 				r.Paths = append(r.Paths, args...)
+			case "device":
+				r.Device = append(r.Device, args...)
+			case "platform":
+				r.Platforms = append(r.Platforms, args...)
 			}
 		default:
-			return r, d.Errf("rule %d: unknown condition %q (want allow, deny, zone, not_zone, user, group, not_group, method or path)", n, key)
+			return r, d.Errf("rule %d: unknown condition %q (want allow, deny, zone, not_zone, user, group, not_group, method, path, device or platform)", n, key)
 		}
 	}
 	if r.Action == "" {
@@ -704,7 +777,7 @@ func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
 //	    policy <name>             # a policy of the zonegate option (or give it as the argument)
 //	    url <base url>            # this site's external URL, e.g. https://app.example.com
 //	    headers default|authelia|oauth2-proxy   # identity header names (default: X-Remote-*)
-//	    header user|email|name|groups|assertion <Header-Name|off>
+//	    header user|email|name|groups|assertion|device_trust <Header-Name|off>
 //	    oidc {                    # sign in through an external issuer instead of the embedded IdP
 //	        issuer <url>
 //	        client_id <id>
@@ -747,9 +820,9 @@ func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 				return nil, h.ArgErr()
 			}
 			switch which {
-			case "user", "email", "name", "groups", "assertion":
+			case "user", "email", "name", "groups", "assertion", "device_trust":
 			default:
-				return nil, h.Errf("unknown identity header %q (want user, email, name, groups or assertion)", which)
+				return nil, h.Errf("unknown identity header %q (want user, email, name, groups, assertion or device_trust)", which)
 			}
 			if name == "off" {
 				name = ""

@@ -31,7 +31,7 @@ type Gate struct {
 	// "authelia" (Remote-User, ...) or "oauth2-proxy" (X-Auth-Request-User, ...).
 	HeaderPreset string `json:"header_preset,omitempty"`
 	// Headers overrides single header names of the preset: keys user, email, name, groups,
-	// assertion; an empty value turns that header off.
+	// assertion, device_trust; an empty value turns that header off.
 	Headers map[string]string `json:"headers,omitempty"`
 	// OIDC signs people in through an external issuer (Okta, Entra ID, another zonegate)
 	// instead of the embedded IdP.
@@ -93,6 +93,9 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		Logger:   ctx.Slogger(),
 		Observer: app.metrics.forSite(strings.TrimRight(g.URL, "/")),
 	}
+	if app.devices != nil {
+		cfg.Device = app.devices.posture
+	}
 	switch {
 	case g.OIDC != nil:
 		// {env.NAME} and {file./path} keep the secret out of the config file.
@@ -153,8 +156,10 @@ func (g *Gate) headerNames() (gateway.Headers, error) {
 			h.Groups = v
 		case "assertion":
 			h.Assertion = v
+		case "device_trust":
+			h.DeviceTrust = v
 		default:
-			return h, fmt.Errorf("zonegate_gate: unknown identity header %q (use user, email, name, groups or assertion)", k)
+			return h, fmt.Errorf("zonegate_gate: unknown identity header %q (use user, email, name, groups, assertion or device_trust)", k)
 		}
 	}
 	return h, nil
@@ -236,6 +241,10 @@ func (h *IdPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	if name, blocked := h.app.zones.Blocked(h.app.zones.Lookup(clientIP(r))); blocked {
 		h.app.logger.Info("request from a blocklisted zone refused", "zone", name, "site", "idp")
 		http.Error(w, "Access denied.", http.StatusForbidden)
+		return nil
+	}
+	if h.app.devices != nil && h.app.devices.webhook != nil && r.URL.Path == webhookPath {
+		h.app.devices.webhook.ServeHTTP(w, r)
 		return nil
 	}
 	h.app.idp.ServeHTTP(w, r)

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/zonegate/zonegate/policy"
 )
 
 // discardWriter is a ResponseWriter that keeps nothing, so the benchmark measures the gate.
@@ -61,7 +63,7 @@ func BenchmarkCheckAllowedGateOnly(b *testing.B) {
 		if _, blocked := g.zones.Blocked(zm); blocked {
 			return false
 		}
-		return g.decide(w, r, ipOffice, zm, cleanPath(r.URL.Path), s).pass
+		return g.decide(w, r, ipOffice, zm, cleanPath(r.URL.Path), s, policy.Device{}).pass
 	}
 	if !run() {
 		b.Fatal("not allowed")
@@ -120,7 +122,7 @@ func TestAllowPathNoAllocs(t *testing.T) {
 	run := func() {
 		g.strip.strip(r.Header)
 		zm := g.zones.Lookup(ipOffice)
-		if !g.decide(w, r, ipOffice, zm, cleanPath(r.URL.Path), s).pass {
+		if !g.decide(w, r, ipOffice, zm, cleanPath(r.URL.Path), s, policy.Device{}).pass {
 			t.Fatal("not allowed")
 		}
 	}

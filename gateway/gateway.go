@@ -71,6 +71,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer, when set, hears every decision with how long the gate took (for metrics).
 	Observer Observer
+	// Device, when set, says what is known about the request's device (from a verified
+	// client certificate and the device registry); the policy's device conditions and the
+	// device trust header use it. An error fails the request closed (503).
+	Device func(r *http.Request) (policy.Device, error)
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -85,7 +89,7 @@ type Observer interface {
 
 // headerNames are the identity header names as sent (canonical form).
 type headerNames struct {
-	user, email, name, groups, assertion string
+	user, email, name, groups, assertion, deviceTrust string
 }
 
 // Gate runs the gate for one protected site. It is safe for concurrent use.
@@ -193,6 +197,8 @@ func New(cfg Config) (*Gate, error) {
 			name:      canonicalOrEmpty(cfg.Headers.Name),
 			groups:    canonicalOrEmpty(cfg.Headers.Groups),
 			assertion: canonicalOrEmpty(cfg.Headers.Assertion),
+			// The trust header is only sent when the gate identifies devices.
+			deviceTrust: canonicalOrEmpty(cfg.Headers.DeviceTrust),
 		},
 	}
 	body, err := json.Marshal(struct {
@@ -319,14 +325,26 @@ func (g *Gate) check(w http.ResponseWriter, r *http.Request, clientIP netip.Addr
 		s = nil
 	}
 
-	return g.decide(w, r, clientIP, zm, p, s)
+	// 4b. Device posture, when the gate identifies devices.
+	var dev policy.Device
+	if g.cfg.Device != nil {
+		if dev, err = g.cfg.Device(r); err != nil {
+			rid := newRequestID()
+			g.log.LogAttrs(r.Context(), slog.LevelError, "reading the device's posture failed; refusing the request",
+				slog.String("error", err.Error()), slog.String("ip", clientIP.String()), slog.String("request_id", rid))
+			g.unavailable(w, r, rid)
+			return verdict{outcome: OutcomeUnavailable, reason: "device_registry"}
+		}
+	}
+
+	return g.decide(w, r, clientIP, zm, p, s, dev)
 }
 
 // decide evaluates the policy for a request whose zones, cleaned path and session (nil when
 // anonymous) are known, and acts on the decision.
-func (g *Gate) decide(w http.ResponseWriter, r *http.Request, clientIP netip.Addr, zm zones.Match, p string, s *websession.Session) verdict {
+func (g *Gate) decide(w http.ResponseWriter, r *http.Request, clientIP netip.Addr, zm zones.Match, p string, s *websession.Session, dev policy.Device) verdict {
 	// 5. Policy.
-	f := policy.Facts{Zones: zm, Method: r.Method, Path: p}
+	f := policy.Facts{Zones: zm, Method: r.Method, Path: p, Device: dev}
 	if s != nil {
 		f.Authenticated = true
 		f.User = s.Username
@@ -336,6 +354,9 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request, clientIP netip.Add
 
 	switch d.Outcome {
 	case policy.OutcomeAllow:
+		if g.cfg.Device != nil && g.hdr.deviceTrust != "" {
+			r.Header[g.hdr.deviceTrust] = trustHeaderValue(dev.Trust)
+		}
 		if !g.allow(w, r, s, d, zm, clientIP) {
 			return verdict{outcome: OutcomeUnavailable, reason: "identity"}
 		}
@@ -349,6 +370,23 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request, clientIP netip.Add
 		g.deny(w, r, rid)
 		return verdict{outcome: "deny", reason: string(d.Reason)}
 	}
+}
+
+// The device trust header's values, shared so setting the header allocates nothing.
+var (
+	trustTrusted    = []string{"TRUSTED"}
+	trustNotTrusted = []string{"NOT_TRUSTED"}
+	trustUnknown    = []string{"UNKNOWN"}
+)
+
+func trustHeaderValue(t string) []string {
+	switch t {
+	case "TRUSTED":
+		return trustTrusted
+	case "NOT_TRUSTED":
+		return trustNotTrusted
+	}
+	return trustUnknown
 }
 
 // cleanPath resolves "." and ".." segments and repeated slashes like path.Clean, but keeps a

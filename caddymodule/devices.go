@@ -1,0 +1,129 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/zonegate/zonegate/device"
+	"github.com/zonegate/zonegate/policy"
+	"github.com/zonegate/zonegate/store"
+)
+
+// DevicesConfig makes the gates identify devices and read their posture.
+type DevicesConfig struct {
+	// IDFrom is the field of the client certificate (verified by Caddy's tls client_auth) that
+	// holds the device id: san_uri, san_dns, cn or serial.
+	IDFrom string `json:"id_from,omitempty"`
+	// IDPrefix is the id's prefix in that field (e.g. "urn:device:udid:"); it is stripped.
+	IDPrefix string `json:"id_prefix,omitempty"`
+	// WebhookSecrets verify the MDM compliance webhook (HMAC-SHA256), served by the IdP's site
+	// at /api/v1/devices/compliance; more than one lets a secret rotate. {env.NAME} and
+	// {file./path} work. Without a secret there is no webhook.
+	WebhookSecrets []string `json:"webhook_secrets,omitempty"`
+	// CacheTTL is how long a node reuses a device read from the registry; a change made on
+	// this node is seen at once, one made on another node within this time. Default 1s.
+	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
+}
+
+// webhookPath is where the IdP's site serves the MDM compliance webhook.
+const webhookPath = "/api/v1/devices/compliance"
+
+// devices is the app's device posture: identity, registry and a short cache.
+type devices struct {
+	id      device.CertIdentity
+	reg     *device.Registry
+	webhook *device.Webhook // nil: no webhook
+	ttl     time.Duration
+
+	mu    sync.RWMutex
+	cache map[string]cachedDevice
+}
+
+type cachedDevice struct {
+	d     policy.Device
+	until time.Time
+}
+
+func newDevices(cfg *DevicesConfig, st store.Store, logger *slog.Logger) (*devices, error) {
+	d := &devices{
+		id:    device.CertIdentity{Field: device.IDField(cfg.IDFrom), Prefix: cfg.IDPrefix},
+		reg:   device.NewRegistry(st, time.Now, logger),
+		ttl:   time.Duration(cfg.CacheTTL),
+		cache: make(map[string]cachedDevice),
+	}
+	if d.ttl == 0 {
+		d.ttl = time.Second
+	}
+	if err := d.id.Validate(); err != nil {
+		return nil, fmt.Errorf("zonegate devices: %w", err)
+	}
+	// A change on this node is seen at once; other nodes see it within the cache TTL.
+	d.reg.OnChange(func(_ context.Context, _, after device.Device) { d.forget(after.ID) })
+	if len(cfg.WebhookSecrets) > 0 {
+		repl := caddy.NewReplacer()
+		var secrets [][]byte
+		for i, s := range cfg.WebhookSecrets {
+			v := repl.ReplaceKnown(s, "")
+			if v == "" {
+				return nil, fmt.Errorf("zonegate devices: webhook secret %d is empty once its placeholders are replaced", i+1)
+			}
+			secrets = append(secrets, []byte(v))
+		}
+		d.webhook = &device.Webhook{Registry: d.reg, Secrets: secrets, Log: logger}
+		if err := d.webhook.Validate(); err != nil {
+			return nil, fmt.Errorf("zonegate devices: webhook: %w", err)
+		}
+	}
+	return d, nil
+}
+
+// posture is the gate's device resolver: what the policy knows about the request's device.
+func (d *devices) posture(r *http.Request) (policy.Device, error) {
+	id, ok := d.id.FromRequest(r)
+	if !ok {
+		return policy.Device{Trust: string(device.TrustUnknown)}, nil
+	}
+	now := time.Now()
+	d.mu.RLock()
+	c, hit := d.cache[id]
+	d.mu.RUnlock()
+	if hit && now.Before(c.until) {
+		return c.d, nil
+	}
+	dev, err := d.reg.Get(r.Context(), id)
+	var pd policy.Device
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		pd = policy.Device{Trust: string(device.TrustUnknown)} // a certificate for a device nobody registered
+	case err != nil:
+		return policy.Device{}, err
+	default:
+		pd = policy.Device{
+			Known:     true,
+			Managed:   dev.Managed,
+			Compliant: dev.Compliance == device.Compliant && !dev.Suspended,
+			Trust:     string(dev.Trust()),
+			Platform:  dev.Platform,
+		}
+	}
+	d.mu.Lock()
+	if len(d.cache) > 1<<14 {
+		clear(d.cache)
+	}
+	d.cache[id] = cachedDevice{d: pd, until: now.Add(d.ttl)}
+	d.mu.Unlock()
+	return pd, nil
+}
+
+func (d *devices) forget(id string) {
+	d.mu.Lock()
+	delete(d.cache, id)
+	d.mu.Unlock()
+}
