@@ -293,6 +293,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.policies[pc.Name] = p
 	}
 
+	if a.devices != nil {
+		ends, err := a.newSessionManager("zonegate_session")
+		if err != nil {
+			return err
+		}
+		a.devices.endSessions = func(ctx context.Context, owner, deviceID string) (int, error) {
+			return ends.RevokeMatching(ctx, owner, func(s *websession.Session) bool { return s.DeviceID == deviceID })
+		}
+	}
 	a.csrf, err = csrf.New(a.secrets.CSRFKey, "zonegate_csrf")
 	if err != nil {
 		return err

@@ -44,6 +44,9 @@ type devices struct {
 
 	mu    sync.RWMutex
 	cache map[string]cachedDevice
+
+	// endSessions ends a user's sessions started from a device; set once the app has sessions.
+	endSessions func(ctx context.Context, owner, deviceID string) (int, error)
 }
 
 type cachedDevice struct {
@@ -66,6 +69,19 @@ func newDevices(cfg *DevicesConfig, st store.Store, logger *slog.Logger) (*devic
 	}
 	// A change on this node is seen at once; other nodes see it within the cache TTL.
 	d.reg.OnChange(func(_ context.Context, _, after device.Device) { d.forget(after.ID) })
+	// A device that falls out of compliance (or is suspended) loses its sessions: signing in
+	// again is needed once it is trusted again. (The revocations reach every node at once.)
+	d.reg.OnChange(func(ctx context.Context, before, after device.Device) {
+		if !after.Suspended || before.Suspended || after.Owner == "" || d.endSessions == nil {
+			return
+		}
+		n, err := d.endSessions(ctx, after.Owner, after.ID)
+		if err != nil {
+			logger.Error("ending the sessions of a suspended device", "device", after.ID, "error", err)
+			return
+		}
+		logger.Info("ended the sessions of a suspended device", "device", after.ID, "owner", after.Owner, "sessions", n)
+	})
 	if len(cfg.WebhookSecrets) > 0 {
 		repl := caddy.NewReplacer()
 		var secrets [][]byte

@@ -95,6 +95,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	}
 	if app.devices != nil {
 		cfg.Device = app.devices.posture
+		cfg.DeviceID = app.devices.id.FromRequest
 	}
 	switch {
 	case g.OIDC != nil:

@@ -206,6 +206,17 @@ http://:` + strconv.Itoa(echoPort) + ` {
 	}
 	fmt.Printf("e2e: non-compliance refused after %s\n", time.Since(began).Round(time.Millisecond))
 
+	// Compliant again: the device may sign in again, but the session it had was ended.
+	if s := webhook(compliant, time.Now().Unix()+1, ""); s != http.StatusNoContent {
+		t.Fatalf("compliance restored: %d", s)
+	}
+	if r := c.do("GET", gateURL+"/headers", nil); r.status != http.StatusFound || !strings.HasPrefix(r.location(), idpURL+"/") {
+		t.Fatalf("the session from before the non-compliance still works: %d %q", r.status, r.location())
+	}
+	if !strings.Contains(gw.logs(), "ended the sessions of a suspended device") {
+		t.Error("ending the device's sessions was not logged")
+	}
+
 	// A certificate from a CA Caddy does not trust gets no device: the handshake fails.
 	other := newCA(t, "someone else's CA")
 	rogue := tlsClient(other.deviceCert(t, "PLANT-7"))

@@ -178,6 +178,9 @@ func (g *Gate) finishLogin(w http.ResponseWriter, r *http.Request) (string, *web
 		AMR:      cl.AMR,
 		ParentID: cl.SID,
 	}
+	if g.cfg.DeviceID != nil {
+		sess.DeviceID, _ = g.cfg.DeviceID(r)
+	}
 	if sess.Username == "" {
 		sess.Username = cl.Subject
 	}

@@ -75,6 +75,9 @@ type Config struct {
 	// client certificate and the device registry); the policy's device conditions and the
 	// device trust header use it. An error fails the request closed (503).
 	Device func(r *http.Request) (policy.Device, error)
+	// DeviceID, when set, names the request's device; a session started from a device records
+	// it, so the device's sessions can be ended when it falls out of compliance.
+	DeviceID func(r *http.Request) (string, bool)
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }

@@ -39,11 +39,14 @@ type Session struct {
 	// Predecessors are the IdP sessions of the same user this one replaced when the user
 	// signed in again (step-up, prompt=login), newest last: ending this session ends what
 	// was started under them too.
-	Predecessors []string      `json:"prev,omitempty"`
-	CreatedAt    time.Time     `json:"created"`
-	LastSeenAt   time.Time     `json:"last_seen"`
-	ExpiresAt    time.Time     `json:"expires"` // absolute expiry
-	IdleTimeout  time.Duration `json:"idle"`
+	Predecessors []string `json:"prev,omitempty"`
+	// DeviceID is the device a gate session was started from (its client certificate), so a
+	// device falling out of compliance can end its sessions.
+	DeviceID    string        `json:"device,omitempty"`
+	CreatedAt   time.Time     `json:"created"`
+	LastSeenAt  time.Time     `json:"last_seen"`
+	ExpiresAt   time.Time     `json:"expires"` // absolute expiry
+	IdleTimeout time.Duration `json:"idle"`
 }
 
 // Config configures a Manager.
@@ -304,16 +307,24 @@ func (m *Manager) RevokeUser(ctx context.Context, userID string) (int, error) {
 // RevokeChildren deletes the sessions of a user whose ParentID is parentID (the gate sessions
 // that came from one IdP session) and says how many.
 func (m *Manager) RevokeChildren(ctx context.Context, userID, parentID string) (int, error) {
+	if parentID == "" {
+		return 0, nil
+	}
+	return m.RevokeMatching(ctx, userID, func(s *Session) bool { return s.ParentID == parentID })
+}
+
+// RevokeMatching deletes the sessions of a user for which match is true and says how many.
+func (m *Manager) RevokeMatching(ctx context.Context, userID string, match func(*Session) bool) (int, error) {
 	list, err := m.sessions.ListByOwner(ctx, userID)
 	if err != nil {
 		return 0, fmt.Errorf("listing sessions of a user: %w", err)
 	}
 	n := 0
-	for _, s := range list {
-		if s.ParentID != parentID || parentID == "" {
+	for i := range list {
+		if !match(&list[i]) {
 			continue
 		}
-		if err := m.Revoke(ctx, s.ID); err != nil {
+		if err := m.Revoke(ctx, list[i].ID); err != nil {
 			return n, err
 		}
 		n++
