@@ -78,6 +78,7 @@ import (
 	"github.com/zonegate/zonegate/directory"
 	"github.com/zonegate/zonegate/policy"
 	"github.com/zonegate/zonegate/store"
+	"github.com/zonegate/zonegate/totp"
 	"github.com/zonegate/zonegate/websession"
 	"github.com/zonegate/zonegate/zones"
 )
@@ -194,10 +195,10 @@ type Client struct {
 	keys *clientKeys
 }
 
-// SignInObserver hears about every password sign-in attempt (for metrics): the method
-// ("pwd") and the outcome: "success", or why it failed ("wrong_password", "unknown_user",
-// "disabled", "locked_out", or the rate limit that refused it). It must be cheap and safe
-// for concurrent use.
+// SignInObserver hears about every sign-in attempt (for metrics): the method ("pwd", or
+// "otp" for the second step's codes) and the outcome: "success", or why it failed
+// ("wrong_password", "unknown_user", "disabled", "locked_out", "invalid_code", "replayed",
+// or the rate limit that refused it). It must be cheap and safe for concurrent use.
 type SignInObserver interface {
 	SignIn(method, outcome string)
 }
@@ -242,6 +243,10 @@ type Config struct {
 	BruteForce BruteForce
 	// SignIns, when set, hears about every password sign-in attempt (for metrics).
 	SignIns SignInObserver
+	// TOTP, when set, turns on authenticator-app codes as a second factor: a user with a
+	// TOTP device is asked for a code after the password (POST /login/otp), and a signed-in
+	// user can add a device at /account/totp. Nil: passwords only, no enrollment page.
+	TOTP *totp.Manager
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
@@ -278,6 +283,7 @@ type IdP struct {
 	clientIP func(*http.Request) netip.Addr
 	brute    *bruteForce // sign-in limiters; nil when disabled
 	signIns  SignInObserver
+	totp     *totp.Manager // second factor; nil when off
 
 	jwksClient  *http.Client // fetches clients' JWKSURL
 	backchannel *backchannel // sends back-channel logout tokens
@@ -343,6 +349,7 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 		clientIP:            cfg.ClientIP,
 		brute:               brute,
 		signIns:             cfg.SignIns,
+		totp:                cfg.TOTP,
 		jwksClient:          newJWKSClient(),
 	}
 	p.backchannel = newBackchannel(p)
@@ -395,6 +402,11 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+pathLogin, p.handleLoginForm)
 	mux.HandleFunc("POST "+pathLogin, p.handleLoginSubmit)
+	if p.totp != nil {
+		mux.HandleFunc("POST "+pathLoginOTP, p.handleOTPSubmit)
+		mux.HandleFunc("GET "+pathAccountTOTP, p.handleEnrollForm)
+		mux.HandleFunc("POST "+pathAccountTOTP, p.handleEnrollSubmit)
+	}
 	mux.HandleFunc(p.op.AuthorizationEndpoint().Relative()+"/callback", p.handleAuthCallback)
 	mux.HandleFunc(pathEndSession, p.handleEndSession)
 	mux.HandleFunc("GET "+pathLoggedOut, p.handleLoggedOut)

@@ -130,10 +130,32 @@ func (p *IdP) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 		p.showLogin(w, r, http.StatusUnauthorized, a, username, msgInvalidCredentials)
 		return
 	}
+	mfa, err := p.needsOTP(ctx, u.ID)
+	if err != nil {
+		p.log.ErrorContext(ctx, "idp: looking up the second factors", slog.String("username", u.Username), slog.Any("error", err))
+		p.showLogin(w, r, http.StatusServiceUnavailable, a, username, msgUnavailable)
+		return
+	}
+	if mfa {
+		// The username's failures are cleared only once the code is right too, so a
+		// known password does not buy fresh guesses at the code.
+		p.observeSignIn(amrPassword, "success")
+		p.startOTP(w, r, a, u, p.now().UTC())
+		return
+	}
 	if !p.loginSucceeded(w, r, a, at) {
 		return
 	}
+	p.log.InfoContext(ctx, "idp: signed in", slog.String("username", u.Username),
+		slog.String("client_id", a.ClientID), slog.String("remote", r.RemoteAddr))
+	p.observeSignIn(amrPassword, "success")
+	p.signedIn(w, r, a, u, []string{amrPassword}, p.now().UTC())
+}
 
+// signedIn starts the SSO session of u, authenticated by amr at authTime (replacing the
+// browser's previous session), and completes the auth request.
+func (p *IdP) signedIn(w http.ResponseWriter, r *http.Request, a *authRequest, u directory.User, amr []string, authTime time.Time) {
+	ctx := r.Context()
 	replaced, err := p.replaceSession(ctx, r, u)
 	if err != nil {
 		p.log.ErrorContext(ctx, "idp: ending the previous session", slog.Any("error", err))
@@ -147,8 +169,8 @@ func (p *IdP) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 		Name:         u.Name,
 		Email:        u.Email,
 		Groups:       slices.Clone(u.Groups),
-		AMR:          []string{amrPassword},
-		AuthTime:     p.now().UTC(),
+		AMR:          amr,
+		AuthTime:     authTime,
 		Predecessors: lineage(replaced),
 	})
 	if err != nil {
@@ -161,9 +183,6 @@ func (p *IdP) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 			p.log.ErrorContext(ctx, "idp: signing in again", slog.Any("error", err))
 		}
 	}
-	p.log.InfoContext(ctx, "idp: signed in", slog.String("username", u.Username),
-		slog.String("client_id", a.ClientID), slog.String("remote", r.RemoteAddr))
-	p.observeSignIn(amrPassword, "success")
 	p.complete(w, r, a, sess)
 }
 

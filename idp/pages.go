@@ -26,6 +26,13 @@ type pageData struct {
 	CSRFField     string
 	CSRFToken     string
 	Logout        *logoutForm
+	// MFAID names the pending second step on the code form.
+	MFAID string
+	// Enroll is the authenticator enrollment page's content.
+	Enroll *enrollForm
+
+	// dataImages lets the page show data: images (the enrollment QR code).
+	dataImages bool
 }
 
 // logoutForm carries the end_session parameters through the confirmation form.
@@ -90,6 +97,9 @@ func (p *IdP) render(w http.ResponseWriter, r *http.Request, status int, name st
 		return
 	}
 	setPageHeaders(w, formTargets...)
+	if d.dataImages {
+		w.Header().Set("Content-Security-Policy", w.Header().Get("Content-Security-Policy")+"; img-src data:")
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = buf.WriteTo(w)
