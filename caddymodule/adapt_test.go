@@ -110,6 +110,8 @@ func TestAdaptErrors(t *testing.T) {
 		{"devices without id_from", "{\n\tzonegate {\n\t\tdevices {\n\t\t\tmdm_webhook_secret s\n\t\t}\n\t}\n}\n", `@5@devices needs id_from`},
 		{"devices bad field", "{\n\tzonegate {\n\t\tdevices {\n\t\t\tid_from subject\n\t\t}\n\t}\n}\n", `@4@id_from "subject"`},
 		{"unknown device word", "{\n\tzonegate {\n\t\tdevices {\n\t\t\tid_from cn\n\t\t}\n\t\tpolicy p {\n\t\t\trule {\n\t\t\t\tallow\n\t\t\t\tdevice compliance\n\t\t\t}\n\t\t}\n\t}\n}\n", `unknown device condition "compliance"`},
+		{"totp bad digits", "{\n\tzonegate {\n\t\ttotp {\n\t\t\tdigits 7\n\t\t}\n\t}\n}\n", `totp settings`},
+		{"totp unknown option", "{\n\tzonegate {\n\t\ttotp {\n\t\t\tlength 6\n\t\t}\n\t}\n}\n", `@4@unknown totp option "length"`},
 		{"idp with args", global + "http://localhost:9091 {\n\tzonegate_idp extra\n}\n", `@11@zonegate_idp takes no arguments`},
 	}
 	for _, tc := range cases {

@@ -20,6 +20,7 @@ import (
 	"github.com/zonegate/zonegate/idp"
 	"github.com/zonegate/zonegate/policy"
 	"github.com/zonegate/zonegate/store"
+	"github.com/zonegate/zonegate/totp"
 	"github.com/zonegate/zonegate/websession"
 	"github.com/zonegate/zonegate/zones"
 )
@@ -60,6 +61,10 @@ type App struct {
 
 	// Clients are the OIDC clients (apps) that sign in through the embedded IdP.
 	Clients []ClientConfig `json:"clients,omitempty"`
+
+	// TOTP turns on authenticator apps as a second sign-in factor at the embedded IdP: users
+	// add one at <issuer>/account/totp, and from then on sign in with password and code.
+	TOTP *totp.Settings `json:"totp,omitempty"`
 
 	// Devices makes the gates identify devices by client certificate and read their posture
 	// from the device registry (fed by the MDM compliance webhook).
@@ -350,6 +355,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 		})
 	}
 	clients = append(clients, idp.Client{ID: gateClientID, Secret: a.secrets.GateClientSecret, IDTokenUserinfoClaims: true})
+	var otp *totp.Manager
+	if a.TOTP != nil {
+		settings := *a.TOTP
+		if settings.Issuer == "" {
+			settings.Issuer = "zonegate"
+		}
+		if otp, err = totp.New(a.store, settings, nil); err != nil {
+			return fmt.Errorf("zonegate totp: %w", err)
+		}
+	}
 	a.idp, err = idp.New(ctx, idp.Config{
 		Issuer:     a.Issuer,
 		Store:      a.store,
@@ -362,6 +377,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		ClientIP:   clientIP,
 		BruteForce: a.BruteForce.idp(),
 		SignIns:    a.metrics,
+		TOTP:       otp,
 		Logger:     a.logger.With("component", "idp"),
 	})
 	if err != nil {

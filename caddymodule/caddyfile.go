@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/zonegate/zonegate/policy"
+	"github.com/zonegate/zonegate/totp"
 	"github.com/zonegate/zonegate/zones"
 )
 
@@ -47,6 +48,16 @@ func init() {
 //	        absolute_timeout <duration> # default 12h
 //	        persistent                # cookies survive a browser restart
 //	        cache_ttl <duration>      # default 2s
+//	    }
+//	    totp {                        # authenticator apps as a second factor (enroll at <issuer>/account/totp)
+//	        issuer <name>             # shown in the app; default zonegate
+//	        digits 6|8
+//	        period 30s|60s
+//	        algorithm SHA1|SHA256|SHA512
+//	        skew <periods>            # default 1
+//	        max_devices <n>           # default 5
+//	        when_full refuse|replace_oldest|replace_lru
+//	        show_secret               # show the secret beside the QR code
 //	    }
 //	    devices {                     # identify devices by their client certificate
 //	        id_from san_uri|san_dns|cn|serial [<prefix>]   # e.g. san_uri urn:device:udid:
@@ -145,6 +156,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			default:
 				return nil, d.Errf("unknown storage %q (use bolt or redis)", d.Val())
 			}
+		case "totp":
+			ts, err := parseTOTP(d)
+			if err != nil {
+				return nil, err
+			}
+			app.TOTP = ts
 		case "devices":
 			dc, err := parseDevices(d)
 			if err != nil {
@@ -219,7 +236,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			app.Clients = append(app.Clients, c)
 		default:
-			return nil, d.Errf("unknown zonegate option %q (want issuer, users, storage, session, devices, brute_force, geoip, zone, policy or client)", d.Val())
+			return nil, d.Errf("unknown zonegate option %q (want issuer, users, storage, session, totp, devices, brute_force, geoip, zone, policy or client)", d.Val())
 		}
 	}
 	if err := checkZonesAndPolicies(d, app, policyLines); err != nil {
@@ -284,6 +301,61 @@ func checkZonesAndPolicies(d *caddyfile.Dispenser, app *App, policyLines []int) 
 		}
 	}
 	return nil
+}
+
+func parseTOTP(d *caddyfile.Dispenser) (*totp.Settings, error) {
+	ts := new(totp.Settings)
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		key := d.Val()
+		if key == "show_secret" {
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			ts.ShowSecret = true
+			continue
+		}
+		var v string
+		if !d.AllArgs(&v) {
+			return nil, d.ArgErr()
+		}
+		switch key {
+		case "issuer":
+			ts.Issuer = v
+		case "algorithm":
+			ts.Algorithm = v
+		case "when_full":
+			ts.WhenFull = v
+		case "period":
+			dur, err := caddy.ParseDuration(v)
+			if err != nil {
+				return nil, d.Errf("totp period %q: %v", v, err)
+			}
+			ts.Period = dur
+		case "digits", "skew", "max_devices":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return nil, d.Errf("totp %s %q: not a number", key, v)
+			}
+			switch key {
+			case "digits":
+				ts.Digits = n
+			case "skew":
+				ts.Skew = uint(n)
+			default:
+				ts.MaxDevices = n
+			}
+		default:
+			return nil, d.Errf("unknown totp option %q (want issuer, digits, period, algorithm, skew, max_devices, when_full or show_secret)", key)
+		}
+	}
+	// The totp package checks the values themselves; do it here too so the error has a line.
+	if err := ts.Validate(); err != nil {
+		return nil, d.Errf("%v", err)
+	}
+	return ts, nil
 }
 
 func parseDevices(d *caddyfile.Dispenser) (*DevicesConfig, error) {

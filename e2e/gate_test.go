@@ -38,6 +38,9 @@ const testConfig = `{
 		issuer http://localhost:{IDP}
 		users {DIR}/users.yaml
 		storage bolt {DIR}/zonegate.db
+		totp {
+			show_secret
+		}
 		zone office 10.0.0.0/8
 		zone lab 127.0.0.0/8 ::1
 		zone blocked {

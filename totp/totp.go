@@ -274,6 +274,14 @@ type Manager struct {
 	used    store.Store
 }
 
+// Validate reports a setting out of range, as New would.
+func (s Settings) Validate() error {
+	if _, err := s.withDefaults(); err != nil {
+		return fmt.Errorf("totp settings: %w", err)
+	}
+	return nil
+}
+
 // New returns a Manager keeping its records in st. now is the clock (nil means time.Now).
 func New(st store.Store, s Settings, now func() time.Time) (*Manager, error) {
 	if st == nil {
