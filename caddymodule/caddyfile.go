@@ -849,7 +849,7 @@ func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
 //	    policy <name>             # a policy of the zonegate option (or give it as the argument)
 //	    url <base url>            # this site's external URL, e.g. https://app.example.com
 //	    headers default|authelia|oauth2-proxy   # identity header names (default: X-Remote-*)
-//	    header user|email|name|groups|assertion|device_trust <Header-Name|off>
+//	    header user|email|name|groups|auth_methods|assertion|device_trust <Header-Name|off>
 //	    oidc {                    # sign in through an external issuer instead of the embedded IdP
 //	        issuer <url>
 //	        client_id <id>
@@ -892,9 +892,9 @@ func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 				return nil, h.ArgErr()
 			}
 			switch which {
-			case "user", "email", "name", "groups", "assertion", "device_trust":
+			case "user", "email", "name", "groups", "auth_methods", "assertion", "device_trust":
 			default:
-				return nil, h.Errf("unknown identity header %q (want user, email, name, groups, assertion or device_trust)", which)
+				return nil, h.Errf("unknown identity header %q (want user, email, name, groups, auth_methods, assertion or device_trust)", which)
 			}
 			if name == "off" {
 				name = ""

@@ -31,7 +31,7 @@ type Gate struct {
 	// "authelia" (Remote-User, ...) or "oauth2-proxy" (X-Auth-Request-User, ...).
 	HeaderPreset string `json:"header_preset,omitempty"`
 	// Headers overrides single header names of the preset: keys user, email, name, groups,
-	// assertion, device_trust; an empty value turns that header off.
+	// auth_methods, assertion, device_trust; an empty value turns that header off.
 	Headers map[string]string `json:"headers,omitempty"`
 	// OIDC signs people in through an external issuer (Okta, Entra ID, another zonegate)
 	// instead of the embedded IdP.
@@ -159,8 +159,10 @@ func (g *Gate) headerNames() (gateway.Headers, error) {
 			h.Assertion = v
 		case "device_trust":
 			h.DeviceTrust = v
+		case "auth_methods":
+			h.AuthMethods = v
 		default:
-			return h, fmt.Errorf("zonegate_gate: unknown identity header %q (use user, email, name, groups, assertion or device_trust)", k)
+			return h, fmt.Errorf("zonegate_gate: unknown identity header %q (use user, email, name, groups, auth_methods, assertion or device_trust)", k)
 		}
 	}
 	return h, nil

@@ -168,6 +168,7 @@ func headersJSON(t *testing.T, r response) map[string]string {
 
 // spoofed are identity headers a client sends to impersonate someone.
 var spoofed = []string{
+	"X-Remote-Auth-Methods: hwk,mfa",
 	"X-Remote-User: mallory", "X-Remote-Groups: admins", "X-Remote-Email: mallory@evil.example",
 	"X_Remote_User: mallory", "x-remote-name: Mallory", "Remote-User: mallory", "Remote-Groups: admins",
 	"X-Auth-Request-User: mallory", "X-Zonegate-Assertion: forged",
@@ -201,7 +202,7 @@ func TestSignInHeadersAndSpoofing(t *testing.T) {
 	got := headersJSON(t, final)
 	want := map[string]string{
 		"X-Remote-User": "alice", "X-Remote-Email": "alice@example.com",
-		"X-Remote-Name": "Alice Admin", "X-Remote-Groups": "admins",
+		"X-Remote-Name": "Alice Admin", "X-Remote-Groups": "admins", "X-Remote-Auth-Methods": "pwd",
 	}
 	for k, v := range want {
 		if got[k] != v {

@@ -53,7 +53,7 @@ func TestTOTPEnrollAndSignIn(t *testing.T) {
 	// The next period's code (within the allowed skew): the current one was used to enroll.
 	next, _ := totp.GenerateCode(secret, time.Now().Add(30*time.Second))
 	final := c2.followFrom(c2.submitForm(wrong, url.Values{"otp": {next}}))
-	if got := headersJSON(t, final); got["X-Remote-User"] != "alice" {
+	if got := headersJSON(t, final); got["X-Remote-User"] != "alice" || got["X-Remote-Auth-Methods"] != "pwd,otp,mfa" {
 		t.Fatalf("after the code: %v", got)
 	}
 	// The same code again, in another browser: refused.

@@ -92,7 +92,7 @@ type Observer interface {
 
 // headerNames are the identity header names as sent (canonical form).
 type headerNames struct {
-	user, email, name, groups, assertion, deviceTrust string
+	user, email, name, groups, assertion, deviceTrust, authMethods string
 }
 
 // Gate runs the gate for one protected site. It is safe for concurrent use.
@@ -202,6 +202,7 @@ func New(cfg Config) (*Gate, error) {
 			assertion: canonicalOrEmpty(cfg.Headers.Assertion),
 			// The trust header is only sent when the gate identifies devices.
 			deviceTrust: canonicalOrEmpty(cfg.Headers.DeviceTrust),
+			authMethods: canonicalOrEmpty(cfg.Headers.AuthMethods),
 		},
 	}
 	body, err := json.Marshal(struct {

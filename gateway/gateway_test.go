@@ -129,7 +129,7 @@ func TestSpoofedIdentityHeadersNeverPass(t *testing.T) {
 					slices.Sort(got)
 					var want []string
 					if tc.wantUser != "" {
-						for _, n := range []string{preset.User, preset.Email, preset.Name, preset.Groups, preset.Assertion} {
+						for _, n := range []string{preset.User, preset.Email, preset.Name, preset.Groups, preset.AuthMethods, preset.Assertion} {
 							if n != "" {
 								want = append(want, http.CanonicalHeaderKey(n))
 							}

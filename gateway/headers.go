@@ -20,6 +20,9 @@ type Headers struct {
 	// Assertion carries a signed JWT (ES256) stating who the user is, for backends that verify
 	// it. Default "X-Zonegate-Assertion".
 	Assertion string
+	// AuthMethods carries how the user signed in: the amr values (pwd, otp, mfa, ...),
+	// comma-separated.
+	AuthMethods string
 	// DeviceTrust carries the device's trust level (TRUSTED, NOT_TRUSTED, UNKNOWN) when the
 	// gate identifies devices. Default "X-Device-Trust".
 	DeviceTrust string
@@ -35,11 +38,11 @@ const DefaultDeviceTrustHeader = "X-Device-Trust"
 // Header presets, for backends written against other gateways.
 var (
 	// DefaultHeaders are zonegate's own names.
-	DefaultHeaders = Headers{User: "X-Remote-User", Email: "X-Remote-Email", Name: "X-Remote-Name", Groups: "X-Remote-Groups", Assertion: DefaultAssertionHeader, DeviceTrust: DefaultDeviceTrustHeader}
+	DefaultHeaders = Headers{User: "X-Remote-User", Email: "X-Remote-Email", Name: "X-Remote-Name", Groups: "X-Remote-Groups", AuthMethods: "X-Remote-Auth-Methods", Assertion: DefaultAssertionHeader, DeviceTrust: DefaultDeviceTrustHeader}
 	// AutheliaHeaders are the names Authelia sends.
-	AutheliaHeaders = Headers{User: "Remote-User", Email: "Remote-Email", Name: "Remote-Name", Groups: "Remote-Groups", Assertion: DefaultAssertionHeader, DeviceTrust: DefaultDeviceTrustHeader}
+	AutheliaHeaders = Headers{User: "Remote-User", Email: "Remote-Email", Name: "Remote-Name", Groups: "Remote-Groups", AuthMethods: "Remote-Auth-Methods", Assertion: DefaultAssertionHeader, DeviceTrust: DefaultDeviceTrustHeader}
 	// OAuth2ProxyHeaders are the names oauth2-proxy sends (with --set-xauthrequest).
-	OAuth2ProxyHeaders = Headers{User: "X-Auth-Request-User", Email: "X-Auth-Request-Email", Name: "X-Auth-Request-Preferred-Username", Groups: "X-Auth-Request-Groups", Assertion: DefaultAssertionHeader, DeviceTrust: DefaultDeviceTrustHeader}
+	OAuth2ProxyHeaders = Headers{User: "X-Auth-Request-User", Email: "X-Auth-Request-Email", Name: "X-Auth-Request-Preferred-Username", Groups: "X-Auth-Request-Groups", AuthMethods: "X-Auth-Request-Auth-Methods", Assertion: DefaultAssertionHeader, DeviceTrust: DefaultDeviceTrustHeader}
 )
 
 // HeaderPreset returns the preset called name: "default", "authelia" or "oauth2-proxy".
@@ -123,7 +126,7 @@ func buildStripSet(h Headers) (stripSet, error) {
 	configured := make(map[string]string)
 	for _, f := range []struct{ field, name string }{
 		{"user", h.User}, {"email", h.Email}, {"name", h.Name}, {"groups", h.Groups}, {"assertion", h.Assertion},
-		{"device trust", h.DeviceTrust},
+		{"device trust", h.DeviceTrust}, {"auth methods", h.AuthMethods},
 	} {
 		if f.name == "" {
 			continue
@@ -146,7 +149,7 @@ func buildStripSet(h Headers) (stripSet, error) {
 		configured[n] = f.field
 	}
 	for _, p := range []Headers{h, DefaultHeaders, AutheliaHeaders, OAuth2ProxyHeaders} {
-		for _, name := range []string{p.User, p.Email, p.Name, p.Groups, p.Assertion, p.DeviceTrust} {
+		for _, name := range []string{p.User, p.Email, p.Name, p.Groups, p.Assertion, p.DeviceTrust, p.AuthMethods} {
 			if name == "" {
 				continue
 			}

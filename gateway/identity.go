@@ -30,7 +30,7 @@ const maxIdentities = 10000
 type identity struct {
 	src *websession.Session // the session value it was built from
 
-	user, email, name, groups []string
+	user, email, name, groups, authMethods []string
 
 	assertion    []string  // the signed JWT, or nil without a Signer
 	assertionExp time.Time // when it expires
@@ -137,6 +137,9 @@ func (g *Gate) buildIdentity(s *websession.Session) *identity {
 		email:  headerValue(s.Email),
 		name:   headerValue(s.Name),
 		groups: headerValue(strings.Join(s.Groups, ",")),
+		// How the user signed in (the amr claim: pwd, otp, mfa, ...), for apps that want a
+		// stronger sign-in for some actions.
+		authMethods: headerValue(strings.Join(s.AMR, ",")),
 	}
 }
 
@@ -153,6 +156,9 @@ func (g *Gate) setIdentity(h http.Header, e *identity) {
 	}
 	if g.hdr.groups != "" && e.groups != nil {
 		h[g.hdr.groups] = e.groups
+	}
+	if g.hdr.authMethods != "" && e.authMethods != nil {
+		h[g.hdr.authMethods] = e.authMethods
 	}
 	if e.assertion != nil {
 		h[g.hdr.assertion] = e.assertion
