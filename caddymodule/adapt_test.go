@@ -76,7 +76,7 @@ func TestAdaptErrors(t *testing.T) {
 		{"rule without action", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t\trule r {\n\t\t\t\tpath /x\n\t\t\t}\n\t\t}\n\t}\n}\n", `@6@rule 1: no action`},
 		{"two actions", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t\trule {\n\t\t\t\tallow\n\t\t\t\tdeny\n\t\t\t}\n\t\t}\n\t}\n}\n", `@6@rule 1: more than one action`},
 		{"unknown condition", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t\trule {\n\t\t\t\tallow\n\t\t\t\tgroups admins\n\t\t\t}\n\t\t}\n\t}\n}\n", `@6@rule 1: unknown condition "groups"`},
-		{"bad allow", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t\trule {\n\t\t\t\tallow everybody\n\t\t\t}\n\t\t}\n\t}\n}\n", `@5@rule 1: allow takes user or anyone`},
+		{"bad allow", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t\trule {\n\t\t\t\tallow everybody\n\t\t\t}\n\t\t}\n\t}\n}\n", `@5@rule 1: allow takes user or anyone, then factors`},
 		{"bad default", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t\tdefault maybe\n\t\t}\n\t}\n}\n", `@4@default takes deny, or allow [user|anyone]`},
 		{"duplicate policy", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t}\n\t\tpolicy p {\n\t\t}\n\t}\n}\n", `@6@policy "p" is defined twice`},
 		{"client without redirect", "{\n\tzonegate {\n\t\tclient app {\n\t\t\tsecret s\n\t\t}\n\t}\n}\n", `@5@client "app": no redirect_uri`},
@@ -112,6 +112,7 @@ func TestAdaptErrors(t *testing.T) {
 		{"unknown device word", "{\n\tzonegate {\n\t\tdevices {\n\t\t\tid_from cn\n\t\t}\n\t\tpolicy p {\n\t\t\trule {\n\t\t\t\tallow\n\t\t\t\tdevice compliance\n\t\t\t}\n\t\t}\n\t}\n}\n", `unknown device condition "compliance"`},
 		{"totp bad digits", "{\n\tzonegate {\n\t\ttotp {\n\t\t\tdigits 7\n\t\t}\n\t}\n}\n", `totp settings`},
 		{"totp unknown option", "{\n\tzonegate {\n\t\ttotp {\n\t\t\tlength 6\n\t\t}\n\t}\n}\n", `@4@unknown totp option "length"`},
+		{"within without duration", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t\trule {\n\t\t\t\tallow otp within\n\t\t\t}\n\t\t}\n\t}\n}\n", `@5@rule 1: within needs a duration`},
 		{"idp with args", global + "http://localhost:9091 {\n\tzonegate_idp extra\n}\n", `@11@zonegate_idp takes no arguments`},
 	}
 	for _, tc := range cases {

@@ -156,6 +156,11 @@ type RuleConfig struct {
 	NotGroups []string `json:"not_groups,omitempty"`
 	Methods   []string `json:"methods,omitempty"`
 	Paths     []string `json:"paths,omitempty"`
+	// Factors an allow needs from the sign-in: password, otp, webauthn, any_mfa,
+	// phishing_resistant. A session without them is sent to sign in again.
+	Factors []string `json:"factors,omitempty"`
+	// Within is how recent the sign-in must be (step-up for sensitive paths).
+	Within caddy.Duration `json:"within,omitempty"`
 	// Device conditions, all of which must hold: registered, managed, compliant, trusted,
 	// not_trusted, unknown. Needs the devices option.
 	Device []string `json:"device,omitempty"`
@@ -499,6 +504,7 @@ func (pc PolicyConfig) def() (policy.Def, error) {
 			Name: rc.Name, Zones: rc.Zones, NotZones: rc.NotZones, Users: rc.Users,
 			Groups: rc.Groups, NotGroups: rc.NotGroups, Methods: rc.Methods, Paths: rc.Paths,
 			Device: rc.Device, Platforms: rc.Platforms,
+			Factors: rc.Factors, Within: time.Duration(rc.Within),
 		}
 		if r.Action, err = parseAction(rc.Action, ""); err != nil {
 			return d, fmt.Errorf("zonegate: policy %q: rule %d: %w", pc.Name, i+1, err)

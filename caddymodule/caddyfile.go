@@ -84,7 +84,8 @@ func init() {
 //	    }
 //	    policy <name> {
 //	        rule [<name>] {           # first matching rule wins
-//	            allow [user|anyone]   # or: deny
+//	            allow [user|anyone] [<factor>...] [within <duration>]   # or: deny
+//	                                  # factors: password otp webauthn any_mfa phishing_resistant
 //	            zone <zone>...        # client in any of these zones
 //	            not_zone <zone>...
 //	            user <username>...
@@ -681,12 +682,28 @@ func parseRule(d *caddyfile.Dispenser, n int) (RuleConfig, error) {
 				return r, d.Errf("rule %d: more than one action", n)
 			}
 			r.Action = "allow"
-			switch {
-			case len(args) == 0:
-			case len(args) == 1 && (args[0] == "user" || args[0] == "anyone"):
-				r.Auth = args[0]
-			default:
-				return r, d.Errf("rule %d: allow takes user or anyone", n)
+			// allow [user|anyone] [<factor>...] [within <duration>]
+			if len(args) > 0 && (args[0] == "user" || args[0] == "anyone") {
+				r.Auth, args = args[0], args[1:]
+			}
+			for len(args) > 0 {
+				switch a := args[0]; a {
+				case "within":
+					if len(args) < 2 {
+						return r, d.Errf("rule %d: within needs a duration, like within 5m", n)
+					}
+					dur, err := caddy.ParseDuration(args[1])
+					if err != nil || dur <= 0 {
+						return r, d.Errf("rule %d: within %q is not a positive duration", n, args[1])
+					}
+					r.Within = caddy.Duration(dur)
+					args = args[2:]
+				case "password", "otp", "webauthn", "any_mfa", "phishing_resistant":
+					r.Factors = append(r.Factors, a)
+					args = args[1:]
+				default:
+					return r, d.Errf("rule %d: allow takes user or anyone, then factors (password, otp, webauthn, any_mfa, phishing_resistant) and within <duration>; got %q", n, a)
+				}
 			}
 		case "deny":
 			if r.Action != "" {

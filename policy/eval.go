@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/zonegate/zonegate/zones"
@@ -27,6 +28,15 @@ type Facts struct {
 	Method string
 	// Path is the request path, already cleaned by the caller (path.Clean).
 	Path string
+	// AMR are the session's authentication method references (RFC 8176), e.g. "pwd", "otp",
+	// "hwk", "swk", "mfa"; compared exactly. See [RuleDef.Factors].
+	AMR []string
+	// AuthTime is when the user last proved the factors in AMR. The zero time fails every
+	// freshness condition ([RuleDef.Within]).
+	AuthTime time.Time
+	// Now is the evaluation time, given by the caller (Evaluate never reads the clock). The
+	// zero time fails every freshness condition.
+	Now time.Time
 }
 
 // Outcome is what the gateway should do with a request.
@@ -40,9 +50,12 @@ const (
 	// OutcomeAuthenticate sends the client to sign in; the request is decided again once the
 	// user is known.
 	OutcomeAuthenticate
+	// OutcomeStepUp sends a signed-in user to sign in again: the deciding rule needs factors
+	// the sign-in lacks, or a more recent sign-in ([Decision.Need] says what).
+	OutcomeStepUp
 )
 
-// String returns "deny", "allow" or "authenticate".
+// String returns "deny", "allow", "authenticate" or "step_up".
 func (o Outcome) String() string {
 	switch o {
 	case OutcomeDeny:
@@ -51,6 +64,8 @@ func (o Outcome) String() string {
 		return "allow"
 	case OutcomeAuthenticate:
 		return "authenticate"
+	case OutcomeStepUp:
+		return "step_up"
 	}
 	return fmt.Sprintf("Outcome(%d)", int(o))
 }
@@ -71,6 +86,9 @@ const (
 	ReasonDefaultAllow Reason = "default_allow"
 	// ReasonDefaultDeny: no rule matched and the default denies.
 	ReasonDefaultDeny Reason = "default_deny"
+	// ReasonStepUpRequired: a rule matched a signed-in user but needs factors the sign-in lacks
+	// or a more recent sign-in.
+	ReasonStepUpRequired Reason = "step_up_required"
 )
 
 // Decision is the result of evaluating a policy for one request.
@@ -83,6 +101,9 @@ type Decision struct {
 	Rule int
 	// RuleName is the deciding rule's name, or "" for the default.
 	RuleName string
+	// Need is what the deciding rule needs from the sign-in, for an OutcomeStepUp and for an
+	// OutcomeAuthenticate from a rule with Factors or Within; the zero Requirement otherwise.
+	Need Requirement
 }
 
 // String describes the decision for logs, e.g. `deny (rule_deny: rule 2 "contractors")` or
@@ -108,6 +129,10 @@ func (d Decision) String() string {
 //     it has user or group conditions (Allow or Deny: it cannot be known to match until the
 //     user is known) or when it is an Allow that needs a user. Otherwise a Deny denies and an
 //     Allow with AuthNone allows. A rule whose request conditions fail is skipped.
+//   - A rule with Factors or Within that matches a signed-in user (all its other conditions
+//     hold) but whose sign-in lacks a factor or is too old decides OutcomeStepUp, with
+//     ReasonStepUpRequired and Decision.Need; it does not fall through to later rules. Its
+//     OutcomeAuthenticate for an anonymous client carries Need too.
 //   - When no rule matches, the default decides: a default Allow that needs a user gives
 //     OutcomeAuthenticate to an anonymous client.
 //
@@ -131,10 +156,12 @@ func (p *Policy) evaluate(f *Facts, fb *foldBuf) Decision {
 		}
 		if !f.Authenticated {
 			if r.hasSubject || r.needUser {
-				return Decision{Outcome: OutcomeAuthenticate, Reason: ReasonAuthRequired, Rule: i, RuleName: r.name}
+				return Decision{Outcome: OutcomeAuthenticate, Reason: ReasonAuthRequired, Rule: i, RuleName: r.name, Need: r.need}
 			}
 		} else if !r.subjectHolds(f) {
 			continue
+		} else if !r.signInHolds(f) {
+			return Decision{Outcome: OutcomeStepUp, Reason: ReasonStepUpRequired, Rule: i, RuleName: r.name, Need: r.need}
 		}
 		if r.action == Allow {
 			return Decision{Outcome: OutcomeAllow, Reason: ReasonRuleAllow, Rule: i, RuleName: r.name}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -25,9 +26,22 @@ var (
 		"/admin/*", "/api/*", "/esign/*", "/healthz", "/static/*", "/favicon.ico", "/assets/*.css", "/",
 		"/*", "/API", "/a/?", "/[a-c]*/x", `/files/\*`, "/ÄRGER/*", "/\u212Aelvin", "/esign/*/sign",
 	}
+	fuzzFactors = []string{"password", "OTP", "webauthn", "any_mfa", "phishing_resistant"}
+	fuzzWithin  = []time.Duration{0, time.Minute, 5 * time.Minute, time.Hour}
+	// fuzzAMR are the amr values fuzzFacts picks from.
+	fuzzAMR = []string{"pwd", "otp", "hwk", "swk", "mfa"}
+	// fuzzNow is the evaluation time of fuzzFacts; fuzzAges are the sign-in ages it picks from.
+	// fuzzAgeNoAuthTime leaves AuthTime zero, fuzzAgeNoNow leaves Now zero.
+	fuzzNow  = time.Date(2026, 11, 22, 18, 0, 0, 0, time.UTC)
+	fuzzAges = []time.Duration{fuzzAgeNoAuthTime, 0, time.Minute, 5 * time.Minute, 5*time.Minute + 1, 61 * time.Minute, -time.Minute, fuzzAgeNoNow}
 )
 
-const fuzzRuleBytes = 7
+const (
+	fuzzAgeNoAuthTime = time.Duration(-1 << 62)
+	fuzzAgeNoNow      = time.Duration(-1<<62 + 1)
+)
+
+const fuzzRuleBytes = 8
 
 // fuzzDef builds up to 8 rules from b, fuzzRuleBytes bytes each:
 //
@@ -37,6 +51,7 @@ const fuzzRuleBytes = 7
 //	3: bits 0-2 not-groups, bits 3-6 methods
 //	4-5: paths (16 bits)
 //	6: bits 0-5 device words
+//	7: bits 0-4 factors, bits 5-6 within (both dropped unless the rule is an Allow with AuthUser)
 //
 // and the default from ctl bits 4 (Allow) and 5 (AuthNone).
 func fuzzDef(b []byte, ctl byte) Def {
@@ -70,6 +85,10 @@ func fuzzDef(b []byte, ctl byte) Def {
 		if r.Action == Allow && r.Auth == AuthNone && len(r.Users)+len(r.Groups)+len(r.NotGroups) > 0 {
 			r.Auth = AuthUser // Compile refuses this combination
 		}
+		if r.Action == Allow && r.Auth == AuthUser { // Compile refuses factors elsewhere
+			r.Factors = pick(fuzzFactors, int(b[7]))
+			r.Within = fuzzWithin[b[7]>>5&3]
+		}
 		def.Rules = append(def.Rules, r)
 		b = b[fuzzRuleBytes:]
 	}
@@ -97,16 +116,30 @@ func encodeDef(t testing.TB, def Def) ([]byte, byte) {
 			byte(bits(fuzzZones, r.Zones)|bits(fuzzZones, r.NotZones)<<3),
 			byte(bits(fuzzUsers, r.Users)|bits(fuzzGroups, r.Groups)<<3),
 			byte(bits(fuzzGroups, r.NotGroups)|bits(fuzzMethods, r.Methods)<<3),
-			byte(p), byte(p>>8), byte(bits(fuzzDevice, r.Device)))
+			byte(p), byte(p>>8), byte(bits(fuzzDevice, r.Device)),
+			byte(bits(fuzzFactors, r.Factors)|slices.Index(fuzzWithin, r.Within)<<5))
 	}
 	return b, byte(def.Default)<<4 | byte(def.DefaultAuth)<<5
 }
 
 // fuzzFacts builds facts from ctl (bits 0-2 zones, bit 3 authenticated), dev (bit 0 known, bit
 // 1 managed, bit 2 compliant, bits 3-5 trust from fuzzTrust) and strings. A path starting with
-// "!" is made longer than MaxGlobPath.
-func fuzzFacts(ctl, dev byte, user, groups, method, p, platform string) Facts {
-	f := Facts{Authenticated: ctl&8 != 0, User: user, Method: method, Path: p}
+// "!" is made longer than MaxGlobPath. auth gives the sign-in: bits 0-4 AMR from fuzzAMR, bits
+// 5-7 its age from fuzzAges.
+func fuzzFacts(ctl, dev, auth byte, user, groups, method, p, platform string) Facts {
+	f := Facts{Authenticated: ctl&8 != 0, User: user, Method: method, Path: p, Now: fuzzNow}
+	for i, s := range fuzzAMR {
+		if auth&(1<<i) != 0 {
+			f.AMR = append(f.AMR, s)
+		}
+	}
+	switch age := fuzzAges[auth>>5]; age {
+	case fuzzAgeNoAuthTime:
+	case fuzzAgeNoNow:
+		f.Now, f.AuthTime = time.Time{}, fuzzNow.Add(-time.Minute)
+	default:
+		f.AuthTime = fuzzNow.Add(-age)
+	}
 	f.Device = Device{Known: dev&1 != 0, Managed: dev&2 != 0, Compliant: dev&4 != 0,
 		Trust: fuzzTrust[dev>>3&7], Platform: platform}
 	for i := range 3 {
@@ -124,7 +157,26 @@ func fuzzFacts(ctl, dev byte, user, groups, method, p, platform string) Facts {
 }
 
 // encodeFacts is the inverse of fuzzFacts for facts built from the pools, to seed the corpus.
-func encodeFacts(t testing.TB, defCtl byte, fa Facts) (ctl, dev byte) {
+func encodeFacts(t testing.TB, defCtl byte, fa Facts) (ctl, dev, auth byte) {
+	for _, s := range fa.AMR {
+		i := slices.Index(fuzzAMR, s)
+		if i < 0 {
+			t.Fatalf("amr %q is not in the fuzz pool", s)
+		}
+		auth |= 1 << i
+	}
+	age := fuzzAgeNoAuthTime
+	switch {
+	case fa.Now.IsZero() && !fa.AuthTime.IsZero():
+		age = fuzzAgeNoNow
+	case !fa.AuthTime.IsZero():
+		age = fa.Now.Sub(fa.AuthTime)
+	}
+	i := slices.Index(fuzzAges, age)
+	if i < 0 || !fa.Now.IsZero() && !fa.Now.Equal(fuzzNow) {
+		t.Fatalf("sign-in time %v at %v is not in the fuzz pool", fa.AuthTime, fa.Now)
+	}
+	auth |= byte(i) << 5
 	ctl = defCtl
 	for i := range 3 {
 		if fa.Zones.Has(i) {
@@ -144,34 +196,40 @@ func encodeFacts(t testing.TB, defCtl byte, fa Facts) (ctl, dev byte) {
 			dev |= 1 << i
 		}
 	}
-	return ctl, dev | byte(trust)<<3
+	return ctl, dev | byte(trust)<<3, auth
 }
 
 func FuzzEvaluate(f *testing.F) {
-	for _, def := range []Def{appDef(), deviceDef()} {
-		rules, defCtl := encodeDef(f, def)
-		for _, tc := range seedFacts() {
-			ctl, dev := encodeFacts(f, defCtl, tc)
-			f.Add(rules, ctl, dev, tc.User, strings.Join(tc.Groups, ","), tc.Method, tc.Path, tc.Device.Platform)
-		}
-	}
-	f.Add([]byte{1, 0, 0, 0, 0xff, 0xff, 0}, byte(0x18), byte(0), "bob", "admins,staff", "GET", "/\u212A/ärger", "")
-	f.Add([]byte{2, 7, 8, 0, 0, 0, 0, 3, 0, 0x10, 0, 1, 0, 0}, byte(0x30), byte(0), "", "", "", "/API", "")
-	f.Add([]byte{0x0f, 0, 0, 0, 0, 0, 0x3f, 0x3b, 0, 0, 0, 0, 0, 0x07}, byte(0x10), byte(0x17), "", "", "", "/", "WINDOWS")
-
-	f.Fuzz(func(t *testing.T, rules []byte, ctl, dev byte, user, groups, method, p, platform string) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, rules []byte, ctl, dev, auth byte, user, groups, method, p, platform string) {
 		def := fuzzDef(rules, ctl)
 		pol, err := Compile(def, testZones)
 		if err != nil {
 			t.Fatalf("Compile: %v", err)
 		}
-		facts := fuzzFacts(ctl, dev, user, groups, method, p, platform)
+		facts := fuzzFacts(ctl, dev, auth, user, groups, method, p, platform)
 		got := pol.Evaluate(&facts)
-		if want := refEvaluate(def, &facts); got != want {
+		if want := refEvaluate(def, &facts); !sameDecision(got, want) {
 			t.Fatalf("Evaluate = %+v, reference = %+v\nfacts %+v\ndef %+v", got, want, facts, def)
 		}
 		checkInvariants(t, def, &facts, got)
 	})
+}
+
+// addSeeds seeds FuzzEvaluate and FuzzTrace from the table tests' policies and facts.
+func addSeeds(f *testing.F) {
+	for _, def := range []Def{appDef(), deviceDef(), factorDef()} {
+		rules, defCtl := encodeDef(f, def)
+		for _, tc := range seedFacts() {
+			ctl, dev, auth := encodeFacts(f, defCtl, tc)
+			f.Add(rules, ctl, dev, auth, tc.User, strings.Join(tc.Groups, ","), tc.Method, tc.Path, tc.Device.Platform)
+		}
+	}
+	f.Add([]byte{1, 0, 0, 0, 0xff, 0xff, 0, 0}, byte(0x18), byte(0), byte(0), "bob", "admins,staff", "GET", "/\u212A/ärger", "")
+	f.Add([]byte{2, 7, 8, 0, 0, 0, 0, 0, 3, 0, 0x10, 0, 1, 0, 0, 0}, byte(0x30), byte(0), byte(0), "", "", "", "/API", "")
+	f.Add([]byte{1, 0x38, 0x3f, 0x3f, 0, 0, 0, 0}, byte(0x0f), byte(0), byte(0), "alice", "contractors", "GET", "/", "")
+	f.Add([]byte{0x0f, 0, 0, 0, 0, 0, 0x3f, 0, 0x3b, 0, 0, 0, 0, 0, 0x07, 0}, byte(0x10), byte(0x17), byte(0), "", "", "", "/", "WINDOWS")
+	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0x48, 1, 0, 0, 0, 0, 0, 0, 0x22}, byte(0x08), byte(0), byte(0x64), "", "", "", "/", "")
 }
 
 // seedFacts are facts from the table tests, to seed the fuzz corpus.
@@ -189,6 +247,9 @@ func seedFacts() []Facts {
 	for _, tc := range deviceCases() {
 		out = append(out, tc.facts)
 	}
+	for _, tc := range factorCases() {
+		out = append(out, tc.facts)
+	}
 	return out
 }
 
@@ -201,10 +262,27 @@ func checkInvariants(t *testing.T, def Def, f *Facts, d Decision) {
 	if d.Outcome == OutcomeAuthenticate && f.Authenticated {
 		t.Fatalf("authenticate for an authenticated user: %v", d)
 	}
+	if d.Outcome == OutcomeStepUp && !f.Authenticated {
+		t.Fatalf("step up for an anonymous client: %v", d)
+	}
+	wantNeed := Requirement{}
+	if d.Rule >= 0 && (d.Outcome == OutcomeStepUp || d.Outcome == OutcomeAuthenticate) {
+		wantNeed = refNeed(def.Rules[d.Rule])
+	}
+	if !sameNeed(d.Need, wantNeed) {
+		t.Fatalf("%v needs %+v, want %+v", d, d.Need, wantNeed)
+	}
+	if d.Outcome == OutcomeStepUp {
+		r := def.Rules[d.Rule]
+		if r.Action != Allow || !refRequestHolds(r, f) || !refSubjectHolds(r, f) || refSignInHolds(r, f) {
+			t.Fatalf("%v from a rule that does not fit it", d)
+		}
+	}
 	wantReason := map[Outcome][2]Reason{ // by rule, by default
 		OutcomeAllow:        {ReasonRuleAllow, ReasonDefaultAllow},
 		OutcomeDeny:         {ReasonRuleDeny, ReasonDefaultDeny},
 		OutcomeAuthenticate: {ReasonAuthRequired, ReasonAuthRequired},
+		OutcomeStepUp:       {ReasonStepUpRequired, "(none)"},
 	}[d.Outcome]
 	if d.Rule >= 0 && d.Reason != wantReason[0] || d.Rule < 0 && d.Reason != wantReason[1] {
 		t.Fatalf("reason %q does not fit %v", d.Reason, d)
@@ -251,6 +329,9 @@ func checkInvariants(t *testing.T, def Def, f *Facts, d Decision) {
 	if f.Authenticated && !refSubjectHolds(r, f) {
 		t.Fatalf("%v though the user does not fit the rule", d)
 	}
+	if f.Authenticated && !refSignInHolds(r, f) {
+		t.Fatalf("%v though the sign-in does not meet the rule's factors or freshness", d)
+	}
 	if !f.Authenticated && (r.Auth != AuthNone || len(r.Users)+len(r.Groups)+len(r.NotGroups) > 0) {
 		t.Fatalf("%v for an anonymous client from a rule that needs a user", d)
 	}
@@ -270,23 +351,92 @@ func refEvaluate(def Def, f *Facts) Decision {
 		hasSubject := len(r.Users) > 0 || len(r.Groups) > 0 || len(r.NotGroups) > 0
 		if !f.Authenticated {
 			if hasSubject || (r.Action == Allow && r.Auth == AuthUser) {
-				return Decision{OutcomeAuthenticate, ReasonAuthRequired, i, name}
+				return Decision{OutcomeAuthenticate, ReasonAuthRequired, i, name, refNeed(r)}
 			}
 		} else if !refSubjectHolds(r, f) {
 			continue
+		} else if !refSignInHolds(r, f) {
+			return Decision{OutcomeStepUp, ReasonStepUpRequired, i, name, refNeed(r)}
 		}
 		if r.Action == Allow {
-			return Decision{OutcomeAllow, ReasonRuleAllow, i, name}
+			return Decision{OutcomeAllow, ReasonRuleAllow, i, name, Requirement{}}
 		}
-		return Decision{OutcomeDeny, ReasonRuleDeny, i, name}
+		return Decision{OutcomeDeny, ReasonRuleDeny, i, name, Requirement{}}
 	}
 	if def.Default == Allow {
 		if !f.Authenticated && def.DefaultAuth == AuthUser {
-			return Decision{OutcomeAuthenticate, ReasonAuthRequired, -1, ""}
+			return Decision{OutcomeAuthenticate, ReasonAuthRequired, -1, "", Requirement{}}
 		}
-		return Decision{OutcomeAllow, ReasonDefaultAllow, -1, ""}
+		return Decision{OutcomeAllow, ReasonDefaultAllow, -1, "", Requirement{}}
 	}
-	return Decision{OutcomeDeny, ReasonDefaultDeny, -1, ""}
+	return Decision{OutcomeDeny, ReasonDefaultDeny, -1, "", Requirement{}}
+}
+
+// refNeed is what rule r needs from the sign-in, as RuleDef.Factors and Within document.
+func refNeed(r RuleDef) Requirement {
+	var need Requirement
+	for _, w := range r.Factors {
+		need.Factors = append(need.Factors, strings.ToLower(w))
+	}
+	need.MaxAge = r.Within
+	return need
+}
+
+// refFactorsHold reports whether the sign-in in f has every factor r needs.
+func refFactorsHold(r RuleDef, f *Facts) bool {
+	has := func(amr ...string) bool {
+		for _, a := range amr {
+			if slices.Contains(f.AMR, a) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, w := range r.Factors {
+		var ok bool
+		switch strings.ToLower(w) {
+		case "password":
+			ok = has("pwd")
+		case "otp":
+			ok = has("otp")
+		case "webauthn", "phishing_resistant":
+			ok = has("hwk", "swk")
+		case "any_mfa":
+			n := 0
+			for _, b := range []bool{has("pwd"), has("otp"), has("hwk", "swk")} {
+				if b {
+					n++
+				}
+			}
+			ok = has("mfa") || n >= 2
+		default:
+			panic("unknown factor " + w)
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// refFresh reports whether the sign-in in f is recent enough for r.
+func refFresh(r RuleDef, f *Facts) bool {
+	if r.Within == 0 {
+		return true
+	}
+	return !f.Now.IsZero() && !f.AuthTime.IsZero() && !f.Now.After(f.AuthTime.Add(r.Within))
+}
+
+func refSignInHolds(r RuleDef, f *Facts) bool { return refFactorsHold(r, f) && refFresh(r, f) }
+
+// sameNeed compares requirements, telling a nil factor list from an empty one.
+func sameNeed(a, b Requirement) bool {
+	return a.MaxAge == b.MaxAge && slices.Equal(a.Factors, b.Factors) && (a.Factors == nil) == (b.Factors == nil)
+}
+
+// sameDecision compares decisions field by field (Decision is not comparable).
+func sameDecision(a, b Decision) bool {
+	return a.Outcome == b.Outcome && a.Reason == b.Reason && a.Rule == b.Rule && a.RuleName == b.RuleName && sameNeed(a.Need, b.Need)
 }
 
 // refMayMatch reports whether rule r matches f as far as can be known: for an anonymous client

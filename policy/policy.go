@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/zonegate/zonegate/zones"
 )
@@ -99,6 +100,18 @@ type RuleDef struct {
 	// [MaxGlobPath] bytes. A longer path fails closed: a Deny rule's glob is taken to match it
 	// and an Allow rule's glob is taken not to.
 	Paths []string
+
+	// Factors is what an Allow needs from the sign-in, all of them (see [Facts.AMR]):
+	// "password" (amr "pwd"), "otp" ("otp"), "webauthn" ("hwk" or "swk"), "phishing_resistant"
+	// (webauthn: "hwk" or "swk") or "any_mfa" ("mfa", or two distinct factors among password,
+	// otp and webauthn). The words are matched without regard to case. Only an Allow with
+	// AuthUser may have Factors or Within. A signed-in user whose sign-in lacks a factor gets
+	// OutcomeStepUp when the rule otherwise matches.
+	Factors []string
+	// Within is how old the sign-in may be at most (Facts.Now - Facts.AuthTime); 0 is any age.
+	// A signed-in user whose sign-in is older gets OutcomeStepUp when the rule otherwise
+	// matches. It must not be negative.
+	Within time.Duration
 }
 
 // Def is a policy as configured: ordered rules and a default for requests no rule matches.
@@ -151,6 +164,10 @@ type rule struct {
 	notGroups []string
 	methods   []string // upper-case
 	paths     []pattern
+
+	stepUp  bool       // Factors or Within is set: the sign-in is checked (an Allow with AuthUser)
+	factors factorMask // every factor the rule needs
+	need    Requirement
 }
 
 type patternKind uint8
@@ -277,6 +294,9 @@ func compileRule(rd RuleDef, zi ZoneIndex) (rule, error) {
 			return r, err
 		}
 		r.paths = append(r.paths, pt)
+	}
+	if err := compileFactors(&r, rd); err != nil {
+		return r, err
 	}
 	return r, nil
 }

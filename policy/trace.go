@@ -35,11 +35,16 @@ const (
 	CondGroups
 	// CondNotGroups: the signed-in user is in a group the rule excludes.
 	CondNotGroups
+	// CondFactors: the sign-in lacks a factor the rule needs. The rule decides OutcomeStepUp.
+	CondFactors
+	// CondFreshness: the sign-in is older than the rule's Within (or its time is unknown). The
+	// rule decides OutcomeStepUp.
+	CondFreshness
 )
 
 // String returns the condition's name as written in a Caddyfile rule ("zone", "not_zone",
-// "device", "platform", "method", "path", "user", "group", "not_group"), or "user needed" for
-// CondSignIn.
+// "device", "platform", "method", "path", "user", "group", "not_group", "factors",
+// "freshness"), or "user needed" for CondSignIn.
 func (c Cond) String() string {
 	switch c {
 	case CondZones:
@@ -62,6 +67,10 @@ func (c Cond) String() string {
 		return "group"
 	case CondNotGroups:
 		return "not_group"
+	case CondFactors:
+		return "factors"
+	case CondFreshness:
+		return "freshness"
 	}
 	return fmt.Sprintf("Cond(%d)", int(c))
 }
@@ -73,14 +82,17 @@ type Miss struct {
 	Cond Cond
 	// Want is what the condition asks for: the rule's zones (CondZones, CondNotZones), device
 	// words (lower case), platforms, methods (upper case), path patterns (glob patterns
-	// case-folded, as compiled), users, groups or not-groups. Nil for CondSignIn.
+	// case-folded, as compiled), users, groups, not-groups, factors (lower case; CondFactors) or
+	// the rule's Within (one duration, e.g. "5m"; CondFreshness). Nil for CondSignIn.
 	Want []string
 	// Got is what the request had that the condition looked at: every zone of the client
 	// (CondZones), the excluded zones the client is in (CondNotZones), the device words that
 	// hold for the device (CondDevice, in the order registered, managed, compliant, trusted,
 	// not_trusted, unknown), the device's platform (CondPlatform; nil when no registered device
 	// was identified), the method, the path, the username, every group of the user (CondGroups)
-	// or the excluded groups the user is in (CondNotGroups). Nil for CondSignIn.
+	// or the excluded groups the user is in (CondNotGroups), the session's amr values
+	// (CondFactors) or the sign-in's age (CondFreshness; nil when Now or AuthTime is zero). Nil
+	// for CondSignIn.
 	Got []string
 	// Why says it in a sentence that starts with the condition's name, e.g.
 	// `zone: client is in none of [office vpn] (client zones: [lab])`.
@@ -101,7 +113,8 @@ type Step struct {
 	// Matched is true when every condition of the rule held: this rule decided, by its Action.
 	Matched bool
 	// Miss says why the rule did not match, or, when its Cond is CondSignIn, why this rule
-	// decided OutcomeAuthenticate. Nil when Matched.
+	// decided OutcomeAuthenticate, or, when it is CondFactors or CondFreshness, why this rule
+	// decided OutcomeStepUp. Nil when Matched.
 	Miss *Miss
 }
 
@@ -143,12 +156,16 @@ func (p *Policy) TraceWith(f *Facts, o TraceOptions) (Decision, []Step) {
 			if r.hasSubject || r.needUser {
 				st.Miss = r.signInMiss()
 				steps = append(steps, st)
-				return Decision{Outcome: OutcomeAuthenticate, Reason: ReasonAuthRequired, Rule: i, RuleName: r.name}, steps
+				return Decision{Outcome: OutcomeAuthenticate, Reason: ReasonAuthRequired, Rule: i, RuleName: r.name, Need: r.need}, steps
 			}
 		} else if m := r.subjectMiss(f); m != nil {
 			st.Miss = m
 			steps = append(steps, st)
 			continue
+		} else if m := r.stepUpMiss(f); m != nil {
+			st.Miss = m
+			steps = append(steps, st)
+			return Decision{Outcome: OutcomeStepUp, Reason: ReasonStepUpRequired, Rule: i, RuleName: r.name, Need: r.need}, steps
 		}
 		st.Matched = true
 		steps = append(steps, st)

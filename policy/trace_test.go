@@ -170,7 +170,7 @@ func TestTrace(t *testing.T) {
 			}
 			p := mustCompile(t, def)
 			d, steps := p.TraceWith(&tt.facts, traceOpts)
-			if d != p.Evaluate(&tt.facts) {
+			if !sameDecision(d, p.Evaluate(&tt.facts)) {
 				t.Fatalf("Trace = %v, Evaluate = %v", d, p.Evaluate(&tt.facts))
 			}
 			if d.Outcome != tt.outcome || d.Rule != tt.rule {
@@ -252,10 +252,10 @@ func TestTraceNil(t *testing.T) {
 
 func TestCondString(t *testing.T) {
 	var got []string
-	for c := CondZones; c <= CondNotGroups+1; c++ {
+	for c := CondZones; c <= CondFreshness+1; c++ {
 		got = append(got, c.String())
 	}
-	want := []string{"zone", "not_zone", "device", "platform", "method", "path", "user needed", "user", "group", "not_group", "Cond(11)"}
+	want := []string{"zone", "not_zone", "device", "platform", "method", "path", "user needed", "user", "group", "not_group", "factors", "freshness", "Cond(13)"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -265,27 +265,16 @@ func TestCondString(t *testing.T) {
 // reference written from the Def: every rule before the deciding one misses, on the condition
 // the reference finds first, with the rule's own values.
 func FuzzTrace(f *testing.F) {
-	for _, def := range []Def{appDef(), deviceDef()} {
-		rules, defCtl := encodeDef(f, def)
-		for _, tc := range seedFacts() {
-			ctl, dev := encodeFacts(f, defCtl, tc)
-			f.Add(rules, ctl, dev, tc.User, strings.Join(tc.Groups, ","), tc.Method, tc.Path, tc.Device.Platform)
-		}
-	}
-	f.Add([]byte{1, 0, 0, 0, 0xff, 0xff, 0}, byte(0x18), byte(0), "bob", "admins,staff", "GET", "/\u212A/ärger", "")
-	f.Add([]byte{2, 7, 8, 0, 0, 0, 0, 3, 0, 0x10, 0, 1, 0, 0}, byte(0x30), byte(0), "", "", "", "/API", "")
-	f.Add([]byte{1, 0x38, 0x3f, 0x3f, 0, 0, 0}, byte(0x0f), byte(0), "alice", "contractors", "GET", "/", "")
-	f.Add([]byte{0x0f, 0, 0, 0, 0, 0, 0x3f, 0x3b, 0, 0, 0, 0, 0, 0x07}, byte(0x10), byte(0x17), "", "", "", "/", "WINDOWS")
-
-	f.Fuzz(func(t *testing.T, rules []byte, ctl, dev byte, user, groups, method, p, platform string) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, rules []byte, ctl, dev, auth byte, user, groups, method, p, platform string) {
 		def := fuzzDef(rules, ctl)
 		pol, err := Compile(def, testZones)
 		if err != nil {
 			t.Fatalf("Compile: %v", err)
 		}
-		facts := fuzzFacts(ctl, dev, user, groups, method, p, platform)
+		facts := fuzzFacts(ctl, dev, auth, user, groups, method, p, platform)
 		d, steps := pol.TraceWith(&facts, traceOpts)
-		if want := pol.Evaluate(&facts); d != want {
+		if want := pol.Evaluate(&facts); !sameDecision(d, want) {
 			t.Fatalf("Trace = %+v, Evaluate = %+v\nfacts %+v\ndef %+v", d, want, facts, def)
 		}
 		checkSteps(t, def, &facts, d, steps)
@@ -322,7 +311,7 @@ func checkSteps(t *testing.T, def Def, f *Facts, d Decision, steps []Step) {
 			t.Fatalf("step %d neither matched nor missed", i)
 		case s.Miss.Cond != want:
 			t.Fatalf("step %d missed on %v (%s), reference says %v", i, s.Miss.Cond, s.Miss.Why, want)
-		case (s.Miss.Cond == CondSignIn) != deciding:
+		case (s.Miss.Cond == CondSignIn || s.Miss.Cond == CondFactors || s.Miss.Cond == CondFreshness) != deciding:
 			t.Fatalf("step %d: %v, deciding %v", i, s.Miss.Cond, deciding)
 		default:
 			checkMissValues(t, i, r, f, s.Miss)
@@ -363,6 +352,10 @@ func refFirstMiss(r RuleDef, f *Facts) Cond {
 		return CondGroups
 	case !subj(RuleDef{NotGroups: r.NotGroups}):
 		return CondNotGroups
+	case !refFactorsHold(r, f):
+		return CondFactors
+	case !refFresh(r, f):
+		return CondFreshness
 	}
 	return 0
 }
@@ -405,6 +398,10 @@ func checkMissValues(t *testing.T, i int, r RuleDef, f *Facts, m *Miss) {
 		want = r.Groups
 	case CondNotGroups:
 		want = r.NotGroups
+	case CondFactors:
+		want = refNeed(r).Factors
+	case CondFreshness:
+		want = []string{shortDuration(r.Within)}
 	}
 	if !sameSet(m.Want, want) {
 		t.Fatalf("step %d: %v wants %q, rule has %q", i, m.Cond, m.Want, want)
@@ -430,6 +427,10 @@ func checkMissValues(t *testing.T, i int, r RuleDef, f *Facts, m *Miss) {
 			ok = slices.Contains(f.Groups, g)
 		case CondNotGroups:
 			ok = slices.Contains(f.Groups, g) && slices.Contains(r.NotGroups, g)
+		case CondFactors:
+			ok = slices.Contains(f.AMR, g)
+		case CondFreshness:
+			ok = g == shortDuration(f.Now.Sub(f.AuthTime))
 		}
 		if !ok {
 			t.Fatalf("step %d: %v got %q, which the request does not have (%+v)", i, m.Cond, g, f)

@@ -170,6 +170,10 @@ func printCheck(w io.Writer, res *caddymodule.CheckResult) int {
 	case policy.OutcomeAuthenticate:
 		fmt.Fprintf(w, "decision  SIGN IN: would ask to sign in, since %s needs to know the user (reason %s)\n", by, d.Reason)
 		return exitSignIn
+	case policy.OutcomeStepUp:
+		fmt.Fprintf(w, "decision  SIGN IN AGAIN: %s needs factors %s within %s (reason %s); the check does not know how the user signed in, so it counts no factors\n",
+			by, listOrNone(d.Need.Factors), d.Need.MaxAge, d.Reason)
+		return exitSignIn
 	default:
 		fmt.Fprintf(w, "decision  DENY by %s (reason %s)\n", by, d.Reason)
 		return exitDeny
