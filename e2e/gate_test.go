@@ -52,6 +52,10 @@ const testConfig = `{
 				allow anyone
 				path /public/*
 			}
+			rule esign {
+				allow otp within 5m
+				path /esign/*
+			}
 			rule admin-area {
 				allow
 				group admins

@@ -64,3 +64,44 @@ func TestTOTPEnrollAndSignIn(t *testing.T) {
 		t.Fatalf("a replayed code: %d, want 401", r.status)
 	}
 }
+
+// TestStepUpForESignature: /esign/ needs a code from an authenticator, no older than five
+// minutes. Without an authenticator the user is told to add one (not sent round in circles);
+// with one, the gate sends the browser to sign in again and the code step lets it through.
+func TestStepUpForESignature(t *testing.T) {
+	e := startEnv(t)
+	c := newClient(t)
+	r := e.signIn(c, "/esign/batch-7/headers", "alice", "alice-demo-pass")
+	if r.status != http.StatusForbidden || !strings.Contains(r.body, "/account/totp") {
+		t.Fatalf("e-signature without an authenticator: %d at %s\n%s", r.status, r.url, r.body)
+	}
+	// Ordinary pages still work with the password-only session.
+	if got := headersJSON(t, c.do("GET", e.gate+"/headers", nil)); got["X-Remote-Auth-Methods"] != "pwd" {
+		t.Fatalf("ordinary page: %v", got)
+	}
+
+	// Add an authenticator, then sign the batch record: password and code again.
+	page := c.do("GET", e.idp+"/account/totp", nil)
+	m := secretRe.FindStringSubmatch(page.body)
+	if m == nil {
+		t.Fatalf("enrollment page: %d", page.status)
+	}
+	code, _ := totp.GenerateCode(m[1], time.Now())
+	if added := c.submitForm(page, url.Values{"otp": {code}}); !strings.Contains(added.body, "Authenticator added") {
+		t.Fatalf("enrolling: %d", added.status)
+	}
+	login := c.follow(e.gate + "/esign/batch-7/headers")
+	if !strings.Contains(login.body, `name="password"`) {
+		t.Fatalf("step-up did not ask for the password again: %d at %s", login.status, login.url)
+	}
+	step := c.submitForm(login, url.Values{"username": {"alice"}, "password": {"alice-demo-pass"}})
+	if !strings.Contains(step.body, `name="otp"`) {
+		t.Fatalf("step-up did not ask for the code: %d\n%s", step.status, step.body)
+	}
+	next, _ := totp.GenerateCode(m[1], time.Now().Add(30*time.Second))
+	final := c.followFrom(c.submitForm(step, url.Values{"otp": {next}}))
+	got := headersJSON(t, final)
+	if got["X-Remote-User"] != "alice" || got["X-Remote-Auth-Methods"] != "pwd,otp,mfa" || final.url.Path != "/esign/batch-7/headers" {
+		t.Fatalf("after the step-up: %v at %s", got, final.url)
+	}
+}

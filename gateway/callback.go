@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -57,8 +58,8 @@ type idClaims struct {
 
 // callback finishes a sign-in: it checks the state, exchanges the code, verifies the ID token
 // and starts a gate session.
-func (g *Gate) callback(w http.ResponseWriter, r *http.Request) {
-	ret, s, err := g.finishLogin(w, r)
+func (g *Gate) callback(w http.ResponseWriter, r *http.Request, clientIP netip.Addr) {
+	pl, s, err := g.finishLogin(w, r)
 	if err != nil {
 		rid := newRequestID()
 		var ce *callbackError
@@ -78,27 +79,31 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request) {
 	g.log.LogAttrs(r.Context(), slog.LevelInfo, "signed in",
 		slog.String("user", s.Username), slog.String("sub", s.UserID),
 		slog.Any("groups", s.Groups), slog.Any("amr", s.AMR))
+	ret := safeReturnPath(pl.Return)
+	if pl.NeedsFactors && g.stillNeedsFactors(w, r, s, ret, clientIP) {
+		return
+	}
 	h := w.Header()
 	securityHeaders(h)
 	// Checked when stored and again here: only a path on this site, never an absolute URL.
-	h.Set("Location", safeReturnPath(ret))
+	h.Set("Location", ret)
 	w.WriteHeader(http.StatusSeeOther)
 }
 
 // finishLogin does the work of callback and returns where to send the browser.
-func (g *Gate) finishLogin(w http.ResponseWriter, r *http.Request) (string, *websession.Session, error) {
+func (g *Gate) finishLogin(w http.ResponseWriter, r *http.Request) (pendingLogin, *websession.Session, error) {
 	ctx := r.Context()
 	q := r.URL.Query()
 	state := q.Get("state")
 	if state == "" {
-		return "", nil, badCallback("no_state", nil)
+		return pendingLogin{}, nil, badCallback("no_state", nil)
 	}
 
 	// Only the browser that started the sign-in holds the state in its cookie.
 	name := loginCookieName(state)
 	c, err := r.Cookie(name)
 	if err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(state)) != 1 {
-		return "", nil, badCallback("state_mismatch", errors.New("the state does not match the browser's login cookie"))
+		return pendingLogin{}, nil, badCallback("state_mismatch", errors.New("the state does not match the browser's login cookie"))
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: name, Value: "", Path: callbackPath, MaxAge: -1,
@@ -109,22 +114,22 @@ func (g *Gate) finishLogin(w http.ResponseWriter, r *http.Request) (string, *web
 	pl, err := g.logins.Take(ctx, state)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return "", nil, badCallback("unknown_state", errors.New("no pending sign-in for this state (expired or already used)"))
+		return pendingLogin{}, nil, badCallback("unknown_state", errors.New("no pending sign-in for this state (expired or already used)"))
 	case err != nil:
-		return "", nil, unavailableCallback("store_unavailable", fmt.Errorf("taking the pending sign-in: %w", err))
+		return pendingLogin{}, nil, unavailableCallback("store_unavailable", fmt.Errorf("taking the pending sign-in: %w", err))
 	}
 
 	if e := q.Get("error"); e != "" {
-		return "", nil, badCallback("issuer_error", fmt.Errorf("issuer returned error %q: %q", truncate(e, 64), truncate(q.Get("error_description"), 256)))
+		return pendingLogin{}, nil, badCallback("issuer_error", fmt.Errorf("issuer returned error %q: %q", truncate(e, 64), truncate(q.Get("error_description"), 256)))
 	}
 	code := q.Get("code")
 	if code == "" {
-		return "", nil, badCallback("no_code", nil)
+		return pendingLogin{}, nil, badCallback("no_code", nil)
 	}
 
 	rp, err := g.relyingParty(ctx)
 	if err != nil {
-		return "", nil, unavailableCallback("issuer_unavailable", err)
+		return pendingLogin{}, nil, unavailableCallback("issuer_unavailable", err)
 	}
 	xctx, cancel := context.WithTimeout(g.clientContext(ctx), exchangeTimeout)
 	defer cancel()
@@ -132,39 +137,39 @@ func (g *Gate) finishLogin(w http.ResponseWriter, r *http.Request) (string, *web
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
-			return "", nil, badCallback("exchange_refused", fmt.Errorf("exchanging the code: %w", err))
+			return pendingLogin{}, nil, badCallback("exchange_refused", fmt.Errorf("exchanging the code: %w", err))
 		}
-		return "", nil, unavailableCallback("exchange_failed", fmt.Errorf("exchanging the code: %w", err))
+		return pendingLogin{}, nil, unavailableCallback("exchange_failed", fmt.Errorf("exchanging the code: %w", err))
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
-		return "", nil, badCallback("no_id_token", errors.New("the token response has no id_token"))
+		return pendingLogin{}, nil, badCallback("no_id_token", errors.New("the token response has no id_token"))
 	}
 	idt, err := rp.verifier.Verify(xctx, raw)
 	if err != nil {
 		if isNetworkError(err) {
-			return "", nil, unavailableCallback("id_token_keys_unavailable", fmt.Errorf("verifying the ID token: %w", err))
+			return pendingLogin{}, nil, unavailableCallback("id_token_keys_unavailable", fmt.Errorf("verifying the ID token: %w", err))
 		}
-		return "", nil, badCallback("id_token_invalid", fmt.Errorf("verifying the ID token: %w", err))
+		return pendingLogin{}, nil, badCallback("id_token_invalid", fmt.Errorf("verifying the ID token: %w", err))
 	}
 	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(pl.Nonce)) != 1 {
-		return "", nil, badCallback("nonce_mismatch", errors.New("the ID token's nonce is not the one sent"))
+		return pendingLogin{}, nil, badCallback("nonce_mismatch", errors.New("the ID token's nonce is not the one sent"))
 	}
 	var cl idClaims
 	if err := idt.Claims(&cl); err != nil {
-		return "", nil, badCallback("id_token_claims", fmt.Errorf("reading the ID token's claims: %w", err))
+		return pendingLogin{}, nil, badCallback("id_token_claims", fmt.Errorf("reading the ID token's claims: %w", err))
 	}
 	if err := g.readGroups(idt.Claims, &cl); err != nil {
-		return "", nil, badCallback("id_token_claims", err)
+		return pendingLogin{}, nil, badCallback("id_token_claims", err)
 	}
 	if cl.Subject == "" {
-		return "", nil, badCallback("id_token_claims", errors.New("the ID token has no sub"))
+		return pendingLogin{}, nil, badCallback("id_token_claims", errors.New("the ID token has no sub"))
 	}
 	if err := g.fillFromUserinfo(xctx, rp, tok, &cl); err != nil {
-		return "", nil, err
+		return pendingLogin{}, nil, err
 	}
 	if err := checkClaims(&cl); err != nil {
-		return "", nil, badCallback("id_token_claims", err)
+		return pendingLogin{}, nil, badCallback("id_token_claims", err)
 	}
 
 	sess := websession.Session{
@@ -198,9 +203,9 @@ func (g *Gate) finishLogin(w http.ResponseWriter, r *http.Request) (string, *web
 	}
 	started, err := g.sessions.Start(w, r, sess)
 	if err != nil {
-		return "", nil, unavailableCallback("session_start_failed", err)
+		return pendingLogin{}, nil, unavailableCallback("session_start_failed", err)
 	}
-	return pl.Return, started, nil
+	return pl, started, nil
 }
 
 // fillFromUserinfo asks the userinfo endpoint for the profile claims an ID token left out

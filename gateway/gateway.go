@@ -308,7 +308,7 @@ func (g *Gate) check(w http.ResponseWriter, r *http.Request, clientIP netip.Addr
 	// 3. The gate's own paths.
 	p := cleanPath(r.URL.Path)
 	if p == "/.zonegate" || strings.HasPrefix(p, ReservedPrefix) {
-		g.serveReserved(w, r, p)
+		g.serveReserved(w, r, p, clientIP)
 		return verdict{}
 	}
 
@@ -353,6 +353,9 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request, clientIP netip.Add
 		f.Authenticated = true
 		f.User = s.Username
 		f.Groups = s.Groups
+		f.AMR = s.AMR
+		f.AuthTime = s.AuthTime
+		f.Now = g.now()
 	}
 	d := g.pol.Evaluate(&f)
 
@@ -366,8 +369,11 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request, clientIP netip.Add
 		}
 		return verdict{pass: true, outcome: "allow", reason: string(d.Reason)}
 	case policy.OutcomeAuthenticate:
-		g.authenticate(w, r, d, clientIP)
+		g.authenticate(w, r, d, clientIP, len(d.Need.Factors) > 0, firstSignIn(d.Need)...)
 		return verdict{outcome: "authenticate", reason: string(d.Reason)}
+	case policy.OutcomeStepUp:
+		g.stepUp(w, r, s, d, clientIP)
+		return verdict{outcome: "step_up", reason: string(d.Reason)}
 	default:
 		rid := newRequestID()
 		g.logDecision(r, slog.LevelInfo, "access denied", d, s, zm, clientIP, rid)
@@ -462,14 +468,14 @@ func (g *Gate) logDecision(r *http.Request, level slog.Level, msg string, d poli
 }
 
 // serveReserved serves the gate's own paths.
-func (g *Gate) serveReserved(w http.ResponseWriter, r *http.Request, p string) {
+func (g *Gate) serveReserved(w http.ResponseWriter, r *http.Request, p string, clientIP netip.Addr) {
 	switch p {
 	case callbackPath:
 		if r.Method != http.MethodGet {
 			g.methodNotAllowed(w, r, http.MethodGet)
 			return
 		}
-		g.callback(w, r)
+		g.callback(w, r, clientIP)
 	case logoutPath:
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:

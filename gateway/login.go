@@ -31,6 +31,8 @@ type pendingLogin struct {
 	Verifier string    `json:"verifier"` // PKCE code verifier
 	Return   string    `json:"return"`   // where to go after sign-in: a path on this site
 	Created  time.Time `json:"created"`
+	// NeedsFactors: the sign-in was asked for because a rule needs factors (step-up).
+	NeedsFactors bool `json:"needs_factors,omitempty"`
 }
 
 // randomToken returns 256 random bits, URL-safe.
@@ -49,7 +51,9 @@ func loginCookieName(state string) string {
 
 // authenticate answers a request that needs a signed-in user: browsers go to the issuer,
 // everything else gets 401.
-func (g *Gate) authenticate(w http.ResponseWriter, r *http.Request, d policy.Decision, clientIP netip.Addr) {
+// needsFactors marks a sign-in asked for because a rule needs factors: its callback checks
+// that the new session has them rather than sending the browser round again.
+func (g *Gate) authenticate(w http.ResponseWriter, r *http.Request, d policy.Decision, clientIP netip.Addr, needsFactors bool, extra ...oauth2.AuthCodeOption) {
 	if !isNavigation(r) {
 		if g.log.Enabled(r.Context(), slog.LevelDebug) {
 			g.log.LogAttrs(r.Context(), slog.LevelDebug, "authentication required",
@@ -81,6 +85,8 @@ func (g *Gate) authenticate(w http.ResponseWriter, r *http.Request, d policy.Dec
 		Verifier: oauth2.GenerateVerifier(),
 		Return:   safeReturnPath(r.URL.RequestURI()),
 		Created:  now,
+
+		NeedsFactors: needsFactors,
 	}
 	if err := g.logins.Create(ctx, state, "", now.Add(loginTTL), pl); err != nil {
 		rid := newRequestID()
@@ -98,7 +104,8 @@ func (g *Gate) authenticate(w http.ResponseWriter, r *http.Request, d policy.Dec
 		Secure:   g.secure || r.TLS != nil,
 		SameSite: http.SameSiteLaxMode,
 	})
-	target := rp.oauth.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(pl.Verifier))
+	opts := append([]oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(pl.Verifier)}, extra...)
+	target := rp.oauth.AuthCodeURL(state, opts...)
 	g.log.LogAttrs(ctx, slog.LevelInfo, "sign-in started",
 		slog.String("decision", d.String()), slog.String("ip", clientIP.String()),
 		slog.String("path", r.URL.Path))
