@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -58,23 +59,51 @@ func newMetrics(ctx caddy.Context) (*metrics, error) {
 	return m, nil
 }
 
-// gateObserver records one site's decisions.
+// gateObserver records one site's decisions. Looking a series up by its label values hashes
+// them on every call; the gate sees few distinct (outcome, reason) pairs, so the resolved
+// series are kept in a map that is read without allocating.
 type gateObserver struct {
 	decisions *prometheus.CounterVec // curried with the site
 	duration  prometheus.ObserverVec // curried with the site
+
+	mu     sync.RWMutex
+	series map[decisionKey]decisionSeries
+}
+
+type decisionKey struct{ outcome, reason string }
+
+type decisionSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
 }
 
 func (m *metrics) forSite(site string) gateway.Observer {
-	return gateObserver{
+	return &gateObserver{
 		decisions: m.decisions.MustCurryWith(prometheus.Labels{"site": site}),
 		duration:  m.duration.MustCurryWith(prometheus.Labels{"site": site}),
+		series:    make(map[decisionKey]decisionSeries),
 	}
 }
 
 // Decided implements gateway.Observer.
-func (o gateObserver) Decided(outcome, reason string, elapsed time.Duration) {
-	o.decisions.WithLabelValues(outcome, reason).Inc()
-	o.duration.WithLabelValues(outcome).Observe(elapsed.Seconds())
+func (o *gateObserver) Decided(outcome, reason string, elapsed time.Duration) {
+	k := decisionKey{outcome, reason}
+	o.mu.RLock()
+	s, ok := o.series[k]
+	o.mu.RUnlock()
+	if !ok {
+		s = decisionSeries{
+			count:    o.decisions.WithLabelValues(outcome, reason),
+			duration: o.duration.WithLabelValues(outcome),
+		}
+		o.mu.Lock()
+		if len(o.series) < 1024 { // reasons come from the policy and the gate: a small set
+			o.series[k] = s
+		}
+		o.mu.Unlock()
+	}
+	s.count.Inc()
+	s.duration.Observe(elapsed.Seconds())
 }
 
 // SignIn implements idp.SignInObserver.
