@@ -322,7 +322,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.UsersFile == "" {
 		return errors.New("zonegate: the embedded IdP (issuer) needs a users file (users <path>)")
 	}
-	a.users, err = directory.OpenFile(a.UsersFile, directory.Options{Logger: a.logger})
+	a.users, err = directory.OpenFile(a.UsersFile, directory.Options{Logger: a.logger, OnRevoked: a.endSessionsOf})
 	if err != nil {
 		return fmt.Errorf("zonegate: %w", err)
 	}
@@ -419,6 +419,24 @@ func (a *App) compileZones(logger *slog.Logger, reload time.Duration) (*zones.Ta
 		return nil, fmt.Errorf("zonegate zones: %w", err)
 	}
 	return t, nil
+}
+
+// endSessionsOf ends every session (IdP and gates, every node) of users the users file no
+// longer lets in: disabled or removed.
+func (a *App) endSessionsOf(users []directory.User) {
+	if a.idpSess == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, u := range users {
+		n, err := a.idpSess.RevokeUser(ctx, u.ID)
+		if err != nil {
+			a.logger.Error("ending the sessions of a disabled or removed user", "user", u.Username, "error", err)
+			continue
+		}
+		a.logger.Info("ended the sessions of a disabled or removed user", "user", u.Username, "sessions", n)
+	}
 }
 
 // newSessionManager returns a session manager for one cookie, sharing the app's cache.

@@ -77,6 +77,10 @@ type Options struct {
 	// HashPassword's), so this bounds what a flood of logins can allocate. Zero means
 	// 2 x GOMAXPROCS.
 	MaxConcurrent int
+	// OnRevoked, when set, is called after a reload with the users that were active before and
+	// are now disabled or gone from the file, so their sessions can be ended. It runs on the
+	// reload goroutine.
+	OnRevoked func(users []User)
 }
 
 // DefaultReloadInterval is the ReloadInterval used when Options leaves it zero.

@@ -30,6 +30,7 @@ type File struct {
 
 	stop      chan struct{}
 	done      chan struct{} // closed when the watcher exits; nil without one
+	onRevoked func([]User)
 	closeOnce sync.Once
 }
 
@@ -52,11 +53,12 @@ func OpenFile(path string, opts Options) (*File, error) {
 		return nil, err
 	}
 	f := &File{
-		path:     path,
-		log:      opts.Logger,
-		interval: opts.ReloadInterval,
-		last:     info,
-		stop:     make(chan struct{}),
+		path:      path,
+		log:       opts.Logger,
+		onRevoked: opts.OnRevoked,
+		interval:  opts.ReloadInterval,
+		last:      info,
+		stop:      make(chan struct{}),
 	}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
@@ -210,8 +212,27 @@ func (f *File) reloadLocked() {
 		f.log.Error("users file reload failed; keeping the previous users", "path", f.path, "error", err)
 		return
 	}
-	f.snap.Store(newSnapshot(entries))
+	old := f.snap.Swap(newSnapshot(entries))
 	f.log.Info("users file reloaded", "path", f.path, "users", len(entries))
+	if f.onRevoked != nil && old != nil {
+		if gone := revoked(old.users, entries); len(gone) > 0 {
+			f.onRevoked(gone)
+		}
+	}
+}
+
+// revoked lists the users active in before that are disabled in or missing from after.
+func revoked(before, after map[string]*entry) []User {
+	var out []User
+	for name, e := range before {
+		if e.user.Disabled {
+			continue
+		}
+		if n, ok := after[name]; !ok || n.user.Disabled {
+			out = append(out, e.user)
+		}
+	}
+	return out
 }
 
 // sameFile reports whether a and b describe the same file with the same content, as far as a

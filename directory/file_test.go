@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -409,5 +410,50 @@ func BenchmarkAuthenticate(b *testing.B) {
 				f.Authenticate(context.Background(), bc.user, "alice-pass")
 			}
 		})
+	}
+}
+
+// TestOnRevoked: a reload that disables or removes active users reports exactly those, so
+// their sessions can be ended; users already disabled and users still active are not.
+func TestOnRevoked(t *testing.T) {
+	carol := cheapHash(t, "correct horse")
+	base := testUsersFile(t) + lines("  carol:", "    password: "+carol, "  erin:", "    password: "+carol)
+	path := writeUsers(t, base)
+	var mu sync.Mutex
+	var got [][]string
+	f, err := OpenFile(path, Options{
+		ReloadInterval: 10 * time.Millisecond,
+		OnRevoked: func(us []User) {
+			var names []string
+			for _, u := range us {
+				names = append(names, u.Username)
+			}
+			sort.Strings(names)
+			mu.Lock()
+			got = append(got, names)
+			mu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// carol disabled, erin removed, dave (already disabled) removed, alice kept.
+	next := strings.Replace(base, "  carol:\n    password: "+carol, "  carol:\n    password: "+carol+"\n    disabled: true", 1)
+	next = strings.Replace(next, "  erin:\n    password: "+carol+"\n", "", 1)
+	next = strings.Replace(next, "  dave:\n    disabled: true\n", "", 1)
+	if next == base {
+		t.Fatal("the test's edit did not change the file")
+	}
+	rewrite(t, path, next, false)
+	eventually(t, "the revoked users to be reported", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) > 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || strings.Join(got[0], ",") != "carol,erin" {
+		t.Fatalf("revoked %v, want [[carol erin]]", got)
 	}
 }
