@@ -98,8 +98,8 @@ func demo(t *testing.T) (app, idp string) {
 	}
 	cfg = movePorts(cfg)
 	app, idp = "http://localhost:"+ports["9090"], "http://localhost:"+ports["9091"]
-	startGateway(t, dir, cfg, idp+"/.well-known/openid-configuration")
 	spaURL = "http://localhost:" + ports["9093"]
+	startGateway(t, dir, cfg, idp+"/.well-known/openid-configuration", app+"/.zonegate/logout", spaURL+"/")
 	return app, idp
 }
 

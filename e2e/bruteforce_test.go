@@ -51,7 +51,7 @@ func TestAccountLockoutThroughTheBinary(t *testing.T) {
 	respond "signed in"
 }
 `
-	startGateway(t, dir, cfg, idpURL+"/healthz")
+	startGateway(t, dir, cfg, idpURL+"/healthz", gateURL+"/.zonegate/logout")
 	c := newClient(t)
 	attempt := func(password string) response {
 		page := c.follow(gateURL + "/")

@@ -23,6 +23,19 @@ type node struct {
 	publicGate string // the site's public URL, the same on every node
 }
 
+// waitForGate waits until the node's gate server answers (Caddy starts servers one by one).
+func (nd *node) waitForGate(t *testing.T) {
+	t.Helper()
+	eventually(t, "the gate's server", func() bool {
+		resp, err := http.Get(nd.gate + "/.zonegate/logout")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	})
+}
+
 // startNodes runs n gateway processes on one Redis. The public URLs are node 0's listeners,
 // standing in for the load balancer's address.
 func startNodes(t *testing.T, redisAddr string, n int) []*node {
@@ -84,6 +97,7 @@ http://localhost:%d {
 			publicGate: publicGate,
 		}
 		nd.gw = startGateway(t, dir, cfg, nd.idp+"/healthz")
+		nd.waitForGate(t)
 		nodes[i] = nd
 	}
 	return nodes
@@ -214,6 +228,7 @@ func TestNodesShareOneTruth(t *testing.T) {
 
 	// A restarted node keeps every session.
 	a.gw.restart(a.idp + "/healthz")
+	a.waitForGate(t)
 	if s := withCookie(a.gate); s != http.StatusOK {
 		t.Fatalf("after restarting node A: %d", s)
 	}

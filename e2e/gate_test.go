@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -137,7 +138,22 @@ func startEnv(t *testing.T) *env {
 	cfg = strings.ReplaceAll(cfg, "{DIR}", dir)
 	cfg = strings.ReplaceAll(cfg, "{RP}", e.rp)
 	e.gw = startGateway(t, dir, cfg, e.idp+"/.well-known/openid-configuration")
+	e.waitForGate(t)
 	return e
+}
+
+// waitForGate waits until the gate's server answers too: Caddy starts its servers one after
+// another, so the IdP answering does not mean the gate already does.
+func (e *env) waitForGate(t *testing.T) {
+	t.Helper()
+	eventually(t, "the gate's server", func() bool {
+		resp, err := http.Get(e.gate + "/.zonegate/logout")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	})
 }
 
 // signIn signs username in at the gate, starting from path, and returns the final response.
@@ -459,6 +475,7 @@ func TestSessionSurvivesRestartAndReload(t *testing.T) {
 	c := newClient(t)
 	e.signIn(c, "/headers", "alice", "alice-demo-pass")
 	e.gw.restart(e.idp + "/.well-known/openid-configuration")
+	e.waitForGate(t)
 	if got := headersJSON(t, c.do("GET", e.gate+"/headers", nil)); got["X-Remote-User"] != "alice" {
 		t.Fatalf("after restart: X-Remote-User = %q", got["X-Remote-User"])
 	}
@@ -610,5 +627,46 @@ func TestExampleCaddyfileValidates(t *testing.T) {
 	out, err := exec.Command(binary, "hash-password", "--plaintext", "s3cret-pass").CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "$argon2id$") {
 		t.Fatalf("hash-password: %v %s", err, out)
+	}
+}
+
+// TestDisablingAUserEndsTheirSessions: when the users file disables bob, his open session is
+// refused within a few seconds, without a restart or a reload of the config.
+func TestDisablingAUserEndsTheirSessions(t *testing.T) {
+	e := startEnv(t)
+	c := newClient(t)
+	if got := headersJSON(t, e.signIn(c, "/headers", "bob", "bob-demo-pass")); got["X-Remote-User"] != "bob" {
+		t.Fatalf("bob signed in: %v", got)
+	}
+	path := filepath.Join(e.gw.dir, "users.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(b), "  bob:\n")
+	j := strings.Index(string(b)[i:], "disabled: false")
+	if i < 0 || j < 0 {
+		t.Fatal("could not find bob's disabled field in the users file")
+	}
+	disabled := string(b)[:i+j] + "disabled: true" + string(b)[i+j+len("disabled: false"):]
+	if err := os.WriteFile(path+".new", []byte(disabled), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r := c.do("GET", e.gate+"/headers", nil, "Accept: application/json")
+		if r.status != http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("bob's session still works 15s after the users file disabled him")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(e.gw.logs(), "ended the sessions of a disabled or removed user") {
+		t.Error("ending bob's sessions was not logged")
 	}
 }

@@ -76,7 +76,7 @@ type gateway struct {
 
 // startGateway writes caddyfile to a fresh directory (or dir, when given) and runs zonegate
 // on it until the test ends. ready is a URL polled until it answers.
-func startGateway(t *testing.T, dir, caddyfile, ready string) *gateway {
+func startGateway(t *testing.T, dir, caddyfile, ready string, alsoReady ...string) *gateway {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -86,6 +86,17 @@ func startGateway(t *testing.T, dir, caddyfile, ready string) *gateway {
 		t.Fatal(err)
 	}
 	g.start(ready)
+	// Caddy starts its servers one after another: wait for each site the test will use.
+	for _, u := range alsoReady {
+		eventually(t, u, func() bool {
+			resp, err := http.Get(u)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return true
+		})
+	}
 	t.Cleanup(func() {
 		g.stop()
 		if t.Failed() {
