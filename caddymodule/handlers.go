@@ -65,11 +65,10 @@ func (Gate) CaddyModule() caddy.ModuleInfo {
 
 // Provision builds the gate from the app's policy, zones and IdP.
 func (g *Gate) Provision(ctx caddy.Context) error {
-	appIface, err := ctx.App("zonegate")
+	app, err := zonegateApp(ctx, "zonegate_gate")
 	if err != nil {
-		return fmt.Errorf("zonegate_gate: loading the zonegate app: %w", err)
+		return err
 	}
-	app := appIface.(*App)
 	pol, err := app.policy(g.Policy)
 	if err != nil {
 		return fmt.Errorf("zonegate_gate: %w", err)
@@ -197,6 +196,15 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	return nil
 }
 
+// zonegateApp returns the zonegate app the handler named who belongs to.
+func zonegateApp(ctx caddy.Context, who string) (*App, error) {
+	a, err := ctx.App("zonegate")
+	if err != nil {
+		return nil, fmt.Errorf("%s: loading the zonegate app: %w", who, err)
+	}
+	return a.(*App), nil
+}
+
 // clientIP is the address Caddy resolved for the client: the peer, or the address a trusted
 // proxy forwarded (the server's trusted_proxies setting). An unreadable value gives the zero
 // address, which is in no zone.
@@ -228,11 +236,10 @@ func (IdPHandler) CaddyModule() caddy.ModuleInfo {
 
 // Provision finds the app and its IdP.
 func (h *IdPHandler) Provision(ctx caddy.Context) error {
-	appIface, err := ctx.App("zonegate")
-	if err != nil {
-		return fmt.Errorf("zonegate_idp: loading the zonegate app: %w", err)
+	var err error
+	if h.app, err = zonegateApp(ctx, "zonegate_idp"); err != nil {
+		return err
 	}
-	h.app = appIface.(*App)
 	if h.app.idp == nil {
 		return fmt.Errorf("zonegate_idp: no issuer: set issuer in the global zonegate option")
 	}

@@ -2,8 +2,8 @@ package gateway
 
 import (
 	"fmt"
+	"golang.org/x/net/http/httpguts"
 	"net/http"
-	"strings"
 )
 
 // Headers names the identity headers the gate sends to the backend. An empty name means that
@@ -94,23 +94,6 @@ func normalizeInto(dst []byte, s string) int {
 	return len(s)
 }
 
-// validHeaderName reports whether s is an RFC 9110 token.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // stripSet is the set of normalized header names removed from every request.
 type stripSet struct {
 	names  map[string]struct{}
@@ -131,7 +114,7 @@ func buildStripSet(h Headers) (stripSet, error) {
 		if f.name == "" {
 			continue
 		}
-		if !validHeaderName(f.name) {
+		if !httpguts.ValidHeaderFieldName(f.name) {
 			return s, fmt.Errorf("%s header %q: not a valid header name", f.field, f.name)
 		}
 		if len(f.name) > maxStripName {
