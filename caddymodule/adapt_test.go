@@ -112,6 +112,10 @@ func TestAdaptErrors(t *testing.T) {
 		{"unknown device word", "{\n\tzonegate {\n\t\tdevices {\n\t\t\tid_from cn\n\t\t}\n\t\tpolicy p {\n\t\t\trule {\n\t\t\t\tallow\n\t\t\t\tdevice compliance\n\t\t\t}\n\t\t}\n\t}\n}\n", `unknown device condition "compliance"`},
 		{"totp bad digits", "{\n\tzonegate {\n\t\ttotp {\n\t\t\tdigits 7\n\t\t}\n\t}\n}\n", `totp settings`},
 		{"totp unknown option", "{\n\tzonegate {\n\t\ttotp {\n\t\t\tlength 6\n\t\t}\n\t}\n}\n", `@4@unknown totp option "length"`},
+		{"webauthn unknown option", "{\n\tzonegate {\n\t\twebauthn {\n\t\t\trp localhost\n\t\t}\n\t}\n}\n", `@4@unknown webauthn option "rp"`},
+		{"webauthn bad verification", "{\n\tzonegate {\n\t\twebauthn {\n\t\t\tuser_verification always\n\t\t}\n\t}\n}\n", `@4@webauthn user_verification: passkey settings: user verification "always"`},
+		{"webauthn origin off the rp", "{\n\tzonegate {\n\t\tissuer https://id.example.com\n\t\twebauthn {\n\t\t\torigins https://evil.example.net\n\t\t}\n\t}\n}\n", `evil.example.net`},
+		{"webauthn twice", "{\n\tzonegate {\n\t\twebauthn\n\t\twebauthn\n\t}\n}\n", `@4@webauthn: set more than once`},
 		{"within without duration", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t\trule {\n\t\t\t\tallow otp within\n\t\t\t}\n\t\t}\n\t}\n}\n", `@5@rule 1: within needs a duration`},
 		{"idp with args", global + "http://localhost:9091 {\n\tzonegate_idp extra\n}\n", `@11@zonegate_idp takes no arguments`},
 	}

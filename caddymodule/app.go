@@ -18,6 +18,7 @@ import (
 	"github.com/zonegate/zonegate/csrf"
 	"github.com/zonegate/zonegate/directory"
 	"github.com/zonegate/zonegate/idp"
+	"github.com/zonegate/zonegate/passkey"
 	"github.com/zonegate/zonegate/policy"
 	"github.com/zonegate/zonegate/store"
 	"github.com/zonegate/zonegate/totp"
@@ -65,6 +66,10 @@ type App struct {
 	// TOTP turns on authenticator apps as a second sign-in factor at the embedded IdP: users
 	// add one at <issuer>/account/totp, and from then on sign in with password and code.
 	TOTP *totp.Settings `json:"totp,omitempty"`
+	// WebAuthn turns on security keys and passkeys at the embedded IdP: sign-in with a key
+	// after the password or with a passkey alone, a first key set up when a rule asks for one,
+	// and the self-service page <issuer>/account. The relying party defaults to the issuer.
+	WebAuthn *passkey.Settings `json:"webauthn,omitempty"`
 
 	// Devices makes the gates identify devices by client certificate and read their posture
 	// from the device registry (fed by the MDM compliance webhook).
@@ -370,6 +375,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("zonegate totp: %w", err)
 		}
 	}
+	var keys *passkey.Manager
+	if a.WebAuthn != nil {
+		settings, err := a.webauthnSettings()
+		if err != nil {
+			return err
+		}
+		if keys, err = passkey.New(a.store, settings, nil); err != nil {
+			return fmt.Errorf("zonegate webauthn: %w", err)
+		}
+	}
 	a.idp, err = idp.New(ctx, idp.Config{
 		Issuer:     a.Issuer,
 		Store:      a.store,
@@ -383,12 +398,33 @@ func (a *App) Provision(ctx caddy.Context) error {
 		BruteForce: a.BruteForce.idp(),
 		SignIns:    a.metrics,
 		TOTP:       otp,
+		Passkeys:   keys,
 		Logger:     a.logger.With("component", "idp"),
 	})
 	if err != nil {
 		return fmt.Errorf("zonegate: starting the IdP: %w", err)
 	}
 	return nil
+}
+
+// webauthnSettings are the configured WebAuthn settings with the relying party filled in
+// from the issuer: its host as the id, the issuer as the one origin.
+func (a *App) webauthnSettings() (passkey.Settings, error) {
+	s := *a.WebAuthn
+	u, err := url.Parse(a.Issuer)
+	if err != nil || u.Hostname() == "" {
+		return s, fmt.Errorf("zonegate webauthn: the issuer %q has no host to use as the relying party", a.Issuer)
+	}
+	if s.RPID == "" {
+		s.RPID = u.Hostname()
+	}
+	if len(s.Origins) == 0 {
+		s.Origins = []string{u.Scheme + "://" + u.Host}
+	}
+	if err := s.Validate(); err != nil {
+		return s, fmt.Errorf("zonegate webauthn: %w", err)
+	}
+	return s, nil
 }
 
 // zoneDefs turns the configured zones into the zones package's definitions. The app, the

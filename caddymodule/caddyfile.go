@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/zonegate/zonegate/passkey"
 	"github.com/zonegate/zonegate/policy"
 	"github.com/zonegate/zonegate/totp"
 	"github.com/zonegate/zonegate/zones"
@@ -58,6 +60,18 @@ func init() {
 //	        max_devices <n>           # default 5
 //	        when_full refuse|replace_oldest|replace_lru
 //	        show_secret               # show the secret beside the QR code
+//	    }
+//	    webauthn {                    # security keys and passkeys (manage at <issuer>/account)
+//	        rp_id <domain>            # default: the issuer's host
+//	        rp_name <name>            # default zonegate
+//	        origins <origin>...       # default: the issuer
+//	        user_verification required|preferred|discouraged   # default required
+//	        attestation none|indirect|direct                   # default none
+//	        resident_key preferred|required|discouraged        # default preferred (passkeys)
+//	        attachment platform|cross-platform                 # default any
+//	        aaguids <uuid>...         # allow only these authenticator models
+//	        max_credentials <n>       # per user, default 10
+//	        timeout <duration>        # of one prompt, default 5m
 //	    }
 //	    devices {                     # identify devices by their client certificate
 //	        id_from san_uri|san_dns|cn|serial [<prefix>]   # e.g. san_uri urn:device:udid:
@@ -120,6 +134,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	}
 	app := new(App)
 	var policyLines []int
+	var webauthnLine int
 	d.Next() // option name
 	if d.NextArg() {
 		return nil, d.ArgErr()
@@ -157,6 +172,16 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			default:
 				return nil, d.Errf("unknown storage %q (use bolt or redis)", d.Val())
 			}
+		case "webauthn":
+			webauthnLine = d.Line()
+			ws, err := parseWebAuthn(d)
+			if err != nil {
+				return nil, err
+			}
+			if app.WebAuthn != nil {
+				return nil, d.Err("webauthn: set more than once")
+			}
+			app.WebAuthn = ws
 		case "totp":
 			ts, err := parseTOTP(d)
 			if err != nil {
@@ -237,11 +262,16 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			app.Clients = append(app.Clients, c)
 		default:
-			return nil, d.Errf("unknown zonegate option %q (want issuer, users, storage, session, totp, devices, brute_force, geoip, zone, policy or client)", d.Val())
+			return nil, d.Errf("unknown zonegate option %q (want issuer, users, storage, session, totp, webauthn, devices, brute_force, geoip, zone, policy or client)", d.Val())
 		}
 	}
 	if err := checkZonesAndPolicies(d, app, policyLines); err != nil {
 		return nil, err
+	}
+	if app.WebAuthn != nil && app.Issuer != "" {
+		if _, err := app.webauthnSettings(); err != nil {
+			return nil, d.Errf("%v (webauthn at line %d)", strings.TrimPrefix(err.Error(), "zonegate "), webauthnLine)
+		}
 	}
 	return httpcaddyfile.App{Name: "zonegate", Value: caddyconfig.JSON(app, nil)}, nil
 }
@@ -357,6 +387,78 @@ func parseTOTP(d *caddyfile.Dispenser) (*totp.Settings, error) {
 		return nil, d.Errf("%v", err)
 	}
 	return ts, nil
+}
+
+func parseWebAuthn(d *caddyfile.Dispenser) (*passkey.Settings, error) {
+	ws := new(passkey.Settings)
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		key := d.Val()
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return nil, d.ArgErr()
+		}
+		multi := key == "origins" || key == "aaguids"
+		if !multi && len(args) != 1 {
+			return nil, d.Errf("webauthn %s: want one value, got %d", key, len(args))
+		}
+		switch key {
+		case "rp_id":
+			ws.RPID = args[0]
+		case "rp_name":
+			ws.RPDisplayName = args[0]
+		case "origins":
+			ws.Origins = append(ws.Origins, args...)
+		case "user_verification":
+			ws.UserVerification = args[0]
+		case "attestation":
+			ws.Attestation = args[0]
+		case "resident_key":
+			ws.ResidentKey = args[0]
+		case "attachment":
+			ws.Attachment = args[0]
+		case "aaguids":
+			ws.AllowedAAGUIDs = append(ws.AllowedAAGUIDs, args...)
+		case "max_credentials":
+			n, err := strconv.Atoi(args[0])
+			if err != nil || n < 1 {
+				return nil, d.Errf("webauthn max_credentials %q: not a positive number", args[0])
+			}
+			ws.MaxCredentials = n
+		case "timeout":
+			dur, err := caddy.ParseDuration(args[0])
+			if err != nil {
+				return nil, d.Errf("webauthn timeout %q: %v", args[0], err)
+			}
+			ws.Timeout = dur
+		default:
+			return nil, d.Errf("unknown webauthn option %q (want rp_id, rp_name, origins, user_verification, attestation, resident_key, attachment, aaguids, max_credentials or timeout)", key)
+		}
+		// Each value is checked where it is written, so the error names its line; the relying
+		// party and origins are checked again with the issuer at adapt time.
+		if err := probeWebAuthn(*ws); err != nil {
+			return nil, d.Errf("webauthn %s: %v", key, err)
+		}
+	}
+	return ws, nil
+}
+
+// probeWebAuthn checks settings whose relying party may still be left to the issuer.
+func probeWebAuthn(ws passkey.Settings) error {
+	if ws.RPID == "" {
+		ws.RPID = "localhost"
+		if len(ws.Origins) > 0 {
+			if u, err := url.Parse(ws.Origins[0]); err == nil && u.Hostname() != "" {
+				ws.RPID = u.Hostname()
+			}
+		}
+	}
+	if len(ws.Origins) == 0 {
+		ws.Origins = []string{"https://" + ws.RPID}
+	}
+	return ws.Validate()
 }
 
 func parseDevices(d *caddyfile.Dispenser) (*DevicesConfig, error) {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,6 +99,32 @@ func (f *File) Lookup(username string) (User, bool) {
 		return User{}, false
 	}
 	return e.user.clone(), true
+}
+
+// Users returns every user of the file, disabled or not, sorted by username.
+func (f *File) Users() []User {
+	snap := f.snap.Load()
+	out := make([]User, 0, len(snap.users))
+	for _, e := range snap.users {
+		out = append(out, e.user.clone())
+	}
+	slices.SortFunc(out, func(a, b User) int { return strings.Compare(a.Username, b.Username) })
+	return out
+}
+
+// LookupID returns the user whose stable id (User.ID) is id, disabled or not. It looks
+// through every user: for the rare sign-ins that start from an id (a passkey), not for each
+// request.
+func (f *File) LookupID(id string) (User, bool) {
+	if id == "" {
+		return User{}, false
+	}
+	for _, e := range f.snap.Load().users {
+		if e.user.ID == id {
+			return e.user.clone(), true
+		}
+	}
+	return User{}, false
 }
 
 // Authenticate checks a username and password and returns the user. Usernames match

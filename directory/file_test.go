@@ -182,6 +182,18 @@ func TestLookup(t *testing.T) {
 	if _, ok := f.Lookup("mallory"); ok {
 		t.Error("Lookup(mallory) found a user")
 	}
+	all := f.Users()
+	if len(all) < 2 || all[0].Username != "alice" || all[1].Username != "bob" {
+		t.Errorf("Users() = %+v, want alice and bob in order", all)
+	}
+	if u, ok := f.LookupID("alice"); !ok || u.Username != "alice" {
+		t.Errorf("LookupID(alice) = %+v, %v", u, ok)
+	}
+	for _, id := range []string{"", "ALICE", "mallory"} {
+		if u, ok := f.LookupID(id); ok {
+			t.Errorf("LookupID(%q) = %+v, want none (ids match exactly)", id, u)
+		}
+	}
 }
 
 func TestOpenFileErrors(t *testing.T) {

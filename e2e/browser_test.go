@@ -59,6 +59,14 @@ func browser(t *testing.T) context.Context {
 // the repository's examples, and returns the app's and the IdP's URLs.
 func demo(t *testing.T) (app, idp string) {
 	t.Helper()
+	app, idp, _ = demoWith(t, nil)
+	return app, idp
+}
+
+// demoWith is demo with the configuration changed by edit (after the ports are moved) when
+// edit is not nil.
+func demoWith(t *testing.T, edit func(cfg string) string) (app, idp string, g *gateway) {
+	t.Helper()
 	root := repoRoot(t)
 	raw, err := os.ReadFile(filepath.Join(root, "Caddyfile.example"))
 	if err != nil {
@@ -97,10 +105,13 @@ func demo(t *testing.T) (app, idp string) {
 		t.Fatal("Caddyfile.example no longer starts its global options with a zonegate block")
 	}
 	cfg = movePorts(cfg)
+	if edit != nil {
+		cfg = edit(cfg)
+	}
 	app, idp = "http://localhost:"+ports["9090"], "http://localhost:"+ports["9091"]
 	spaURL = "http://localhost:" + ports["9093"]
-	startGateway(t, dir, cfg, idp+"/.well-known/openid-configuration", app+"/.zonegate/logout", spaURL+"/")
-	return app, idp
+	g = startGateway(t, dir, cfg, idp+"/.well-known/openid-configuration", app+"/.zonegate/logout", spaURL+"/")
+	return app, idp, g
 }
 
 // spaURL is the demo single-page app of the last demo started.

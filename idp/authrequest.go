@@ -27,6 +27,9 @@ type authRequest struct {
 	HintSubject         string                   `json:"hint_sub,omitempty"` // sub of a valid id_token_hint
 	CodeChallenge       string                   `json:"code_challenge,omitempty"`
 	CodeChallengeMethod oidc.CodeChallengeMethod `json:"code_challenge_method,omitempty"`
+	// ACRValues are the acr_values the client asked for: the factor words of a policy rule
+	// (password, otp, webauthn, phishing_resistant, any_mfa). Others are ignored.
+	ACRValues []string `json:"acr_values,omitempty"`
 
 	Completed bool      `json:"done,omitempty"`
 	UserID    string    `json:"user_id,omitempty"`
@@ -46,7 +49,7 @@ var (
 )
 
 func (a *authRequest) GetID() string                      { return a.ID }
-func (a *authRequest) GetACR() string                     { return "" }
+func (a *authRequest) GetACR() string                     { return acrFor(a.AMR) }
 func (a *authRequest) GetAMR() []string                   { return slices.Clone(a.AMR) }
 func (a *authRequest) GetAudience() []string              { return []string{a.ClientID} }
 func (a *authRequest) GetAuthTime() time.Time             { return a.AuthTime }

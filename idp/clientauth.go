@@ -149,6 +149,8 @@ func (p *IdP) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 	cfg.IntrospectionEndpointAuthSigningAlgValuesSupported = algs
 	cfg.BackChannelLogoutSupported = true
 	cfg.BackChannelLogoutSessionSupported = true
+	cfg.ACRValuesSupported = acrValuesSupported
+	cfg.ClaimsSupported = append(cfg.ClaimsSupported, "acr")
 	op.Discover(w, cfg)
 }
 

@@ -98,6 +98,17 @@ func (d *fakeDir) Lookup(username string) (directory.User, bool) {
 	return fu.u, ok
 }
 
+func (d *fakeDir) LookupID(id string) (directory.User, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, fu := range d.users {
+		if fu.u.ID == id {
+			return fu.u, true
+		}
+	}
+	return directory.User{}, false
+}
+
 // syncBuffer is a log sink safe for concurrent handlers.
 type syncBuffer = syncbuf.Buffer
 

@@ -76,6 +76,7 @@ import (
 
 	"github.com/zonegate/zonegate/csrf"
 	"github.com/zonegate/zonegate/directory"
+	"github.com/zonegate/zonegate/passkey"
 	"github.com/zonegate/zonegate/policy"
 	"github.com/zonegate/zonegate/store"
 	"github.com/zonegate/zonegate/totp"
@@ -114,6 +115,8 @@ type Directory interface {
 	Authenticate(ctx context.Context, username, password string) (directory.User, error)
 	// Lookup returns the user with that username.
 	Lookup(username string) (directory.User, bool)
+	// LookupID returns the user with that stable id (directory.User.ID).
+	LookupID(id string) (directory.User, bool)
 }
 
 var _ Directory = (*directory.File)(nil)
@@ -247,6 +250,22 @@ type Config struct {
 	// TOTP device is asked for a code after the password (POST /login/otp), and a signed-in
 	// user can add a device at /account/totp. Nil: passwords only, no enrollment page.
 	TOTP *totp.Manager
+	// Passkeys, when set, turns on WebAuthn security keys and passkeys: a user with a key
+	// is asked for it after the password (POST /login/webauthn), the login page offers a
+	// username-less passkey sign-in (POST /login/passkey, also as autofill), a request whose
+	// acr_values need a key takes a user without one through setting it up
+	// (POST /login/webauthn/enroll), and /account lists, renames and removes keys. Nil: no
+	// security keys.
+	Passkeys *passkey.Manager
+	// Lifecycle, when set, is asked whether a user's account is active whenever a sign-in
+	// completes (password, passkey or single sign-on) and whenever a refresh token is used;
+	// a user who is not is refused as a wrong password would be. NotActive tells its
+	// "not active" errors from failures to decide (which refuse with 503).
+	Lifecycle Lifecycle
+	NotActive func(error) bool
+	// Events, when set, receives the IdP's system-log events (sign-ins, failures, lockouts,
+	// sessions ending, authenticators added and removed).
+	Events EventSink
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
@@ -279,11 +298,15 @@ type IdP struct {
 	// introspection); set once in New.
 	clientAuthPaths map[string]bool
 
-	zones    *zones.Table
-	clientIP func(*http.Request) netip.Addr
-	brute    *bruteForce // sign-in limiters; nil when disabled
-	signIns  SignInObserver
-	totp     *totp.Manager // second factor; nil when off
+	zones     *zones.Table
+	clientIP  func(*http.Request) netip.Addr
+	brute     *bruteForce // sign-in limiters; nil when disabled
+	signIns   SignInObserver
+	totp      *totp.Manager    // second factor; nil when off
+	passkeys  *passkey.Manager // security keys and passkeys; nil when off
+	lifecycle Lifecycle
+	notActive func(error) bool
+	events    EventSink
 
 	jwksClient  *http.Client // fetches clients' JWKSURL
 	backchannel *backchannel // sends back-channel logout tokens
@@ -350,6 +373,10 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 		brute:               brute,
 		signIns:             cfg.SignIns,
 		totp:                cfg.TOTP,
+		passkeys:            cfg.Passkeys,
+		lifecycle:           cfg.Lifecycle,
+		notActive:           cfg.NotActive,
+		events:              cfg.Events,
 		jwksClient:          newJWKSClient(),
 	}
 	p.backchannel = newBackchannel(p)
@@ -358,6 +385,10 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 		if err := p.clients.add(c); err != nil {
 			return nil, fmt.Errorf("idp: client %d: %w", i+1, err)
 		}
+	}
+
+	if err := p.clients.add(p.accountClient()); err != nil {
+		return nil, fmt.Errorf("idp: the self-service client: %w", err)
 	}
 
 	p.keys = newKeyManager(cfg.Store, cfg.Now, cfg.KeyRotation, previousKeyGrace(cfg.IDTokenLifetime), cfg.Logger)
@@ -407,6 +438,13 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 		mux.HandleFunc("GET "+pathAccountTOTP, p.handleEnrollForm)
 		mux.HandleFunc("POST "+pathAccountTOTP, p.handleEnrollSubmit)
 	}
+	if p.passkeys != nil {
+		mux.HandleFunc("POST "+pathLoginPasskey, p.handlePasskeySubmit)
+		mux.HandleFunc("POST "+pathLoginWebAuthn, p.handleKeySubmit)
+		mux.HandleFunc("POST "+pathLoginEnrollKey, p.handleEnrollKeySubmit)
+		mux.HandleFunc("GET "+pathAssetsWebAuthnJS, serveWebAuthnJS)
+	}
+	p.accountRoutes(mux)
 	mux.HandleFunc(p.op.AuthorizationEndpoint().Relative()+"/callback", p.handleAuthCallback)
 	mux.HandleFunc(pathEndSession, p.handleEndSession)
 	mux.HandleFunc("GET "+pathLoggedOut, p.handleLoggedOut)

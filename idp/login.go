@@ -130,26 +130,13 @@ func (p *IdP) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 		p.showLogin(w, r, http.StatusUnauthorized, a, username, msgInvalidCredentials)
 		return
 	}
-	mfa, err := p.needsOTP(ctx, u.ID)
-	if err != nil {
-		p.log.ErrorContext(ctx, "idp: looking up the second factors", slog.String("username", u.Username), slog.Any("error", err))
-		p.showLogin(w, r, http.StatusServiceUnavailable, a, username, msgUnavailable)
-		return
-	}
-	if mfa {
-		// The username's failures are cleared only once the code is right too, so a
-		// known password does not buy fresh guesses at the code.
-		p.observeSignIn(amrPassword, "success")
-		p.startOTP(w, r, a, u, p.now().UTC())
-		return
-	}
-	if !p.loginSucceeded(w, r, a, at) {
-		return
-	}
-	p.log.InfoContext(ctx, "idp: signed in", slog.String("username", u.Username),
-		slog.String("client_id", a.ClientID), slog.String("remote", r.RemoteAddr))
+	// The username's failures are cleared only once every step of the sign-in is done, so a
+	// known password does not buy fresh guesses at the code.
 	p.observeSignIn(amrPassword, "success")
-	p.signedIn(w, r, a, u, []string{amrPassword}, p.now().UTC())
+	p.proceed(w, r, a, u, at, mfaPending{
+		UserID: u.ID, Username: u.Username, AuthRequestID: a.ID,
+		PasswordTime: p.now().UTC(), AMR: []string{amrPassword},
+	})
 }
 
 // signedIn starts the SSO session of u, authenticated by amr at authTime (replacing the
@@ -233,6 +220,24 @@ func lineage(old *websession.Session) []string {
 // does not allow goes back to the client with error=access_denied.
 func (p *IdP) complete(w http.ResponseWriter, r *http.Request, a *authRequest, s *websession.Session) {
 	ctx := r.Context()
+	if err := p.lifecycleAllows(ctx, s.UserID); err != nil {
+		if !errors.Is(err, errNotActive) {
+			p.log.ErrorContext(ctx, "idp: checking the account state", slog.String("username", s.Username), slog.Any("error", err))
+			p.renderMessage(w, r, http.StatusServiceUnavailable, "Sign in", msgUnavailable, "")
+			return
+		}
+		// Suspended, locked out or deprovisioned: the session goes, and the person is told
+		// no more than a wrong password tells.
+		p.log.InfoContext(ctx, "idp: sign-in refused: account not active", slog.String("username", s.Username),
+			slog.String("client_id", a.ClientID), slog.Any("error", err))
+		p.observeSignIn(amrPassword, "not_active")
+		p.emit(ctx, r, Event{Type: "user.session.start", Outcome: "FAILURE", Reason: "account_not_active", UserID: s.UserID, Username: s.Username, ClientID: a.ClientID})
+		if _, rerr := p.RevokeUser(ctx, s.UserID); rerr != nil {
+			p.log.ErrorContext(ctx, "idp: ending the sessions of an inactive account", slog.Any("error", rerr))
+		}
+		p.showLogin(w, r, http.StatusUnauthorized, a, s.Username, msgInvalidCredentials)
+		return
+	}
 	if !p.signOnAllowed(r, a, s) {
 		if err := p.storage.DeleteAuthRequest(ctx, a.ID); err != nil {
 			p.log.WarnContext(ctx, "idp: removing a denied auth request", slog.Any("error", err))
@@ -297,6 +302,7 @@ func (p *IdP) showLogin(w http.ResponseWriter, r *http.Request, status int, a *a
 		AuthRequestID: a.ID,
 		Username:      username,
 		CSRFToken:     token,
+		WebAuthn:      p.passkeyLogin(r.Context()),
 	}, a.RedirectURI)
 }
 

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,13 +59,17 @@ const (
 // mfaPending is a sign-in waiting for its second factor (kindMFAPending, single use: each
 // submitted code takes it, and a wrong code leaves a new one with Failures one higher).
 type mfaPending struct {
-	ID            string    `json:"id"`
-	UserID        string    `json:"user_id"`
-	Username      string    `json:"username"`
-	AuthRequestID string    `json:"auth_request"`
-	PasswordTime  time.Time `json:"password_time"`
-	Failures      int       `json:"failures"`
-	ExpiresAt     time.Time `json:"expires"`
+	ID            string `json:"id"`
+	UserID        string `json:"user_id"`
+	Username      string `json:"username"`
+	AuthRequestID string `json:"auth_request"`
+	// PasswordTime is when the sign-in's first factor was proven (its auth_time).
+	PasswordTime time.Time `json:"password_time"`
+	// AMR are the factors proven so far; empty means the password alone (records written
+	// before security keys).
+	AMR       []string  `json:"amr,omitempty"`
+	Failures  int       `json:"failures"`
+	ExpiresAt time.Time `json:"expires"`
 }
 
 // enrollForm is the content of the enrollment page.
@@ -81,16 +86,12 @@ func (p *IdP) mfaPendings() store.Collection[mfaPending] {
 	return store.Collection[mfaPending]{Store: p.store, Kind: kindMFAPending}
 }
 
-// needsOTP reports whether user userID must give a code after the password.
-func (p *IdP) needsOTP(ctx context.Context, userID string) (bool, error) {
-	if p.totp == nil {
-		return false, nil
+// methods returns the factors the pending sign-in has proven.
+func (m mfaPending) methods() []string {
+	if len(m.AMR) == 0 {
+		return []string{amrPassword}
 	}
-	devs, err := p.totp.List(ctx, userID)
-	if err != nil {
-		return false, fmt.Errorf("checking second factors: %w", err)
-	}
-	return len(devs) > 0, nil
+	return slices.Clone(m.AMR)
 }
 
 // savePending stores m under a new id and returns it.
@@ -100,24 +101,6 @@ func (p *IdP) savePending(ctx context.Context, m mfaPending) (mfaPending, error)
 		return mfaPending{}, fmt.Errorf("storing the pending second step: %w", err)
 	}
 	return m, nil
-}
-
-// startOTP is the password step's end for a user with a TOTP device: a pending record and
-// the code form instead of a session.
-func (p *IdP) startOTP(w http.ResponseWriter, r *http.Request, a *authRequest, u directory.User, pwdTime time.Time) {
-	ctx := r.Context()
-	m, err := p.savePending(ctx, mfaPending{
-		UserID: u.ID, Username: u.Username, AuthRequestID: a.ID,
-		PasswordTime: pwdTime, ExpiresAt: p.now().Add(mfaPendingLifetime),
-	})
-	if err != nil {
-		p.log.ErrorContext(ctx, "idp: starting the second step", slog.String("username", u.Username), slog.Any("error", err))
-		p.showLogin(w, r, http.StatusServiceUnavailable, a, u.Username, msgUnavailable)
-		return
-	}
-	p.log.InfoContext(ctx, "idp: password accepted, code required", slog.String("username", u.Username),
-		slog.String("client_id", a.ClientID), slog.String("remote", r.RemoteAddr))
-	p.showOTP(w, r, http.StatusOK, a, m.ID, "")
 }
 
 // showOTP renders the code form with a fresh CSRF token.
@@ -216,13 +199,9 @@ func (p *IdP) handleOTPSubmit(w http.ResponseWriter, r *http.Request) {
 		p.showLogin(w, r, http.StatusUnauthorized, a, m.Username, msgInvalidCredentials)
 		return
 	}
-	if !p.loginSucceeded(w, r, a, at) {
-		return
-	}
-	p.log.InfoContext(ctx, "idp: signed in", slog.String("username", u.Username), slog.String("amr", "pwd otp mfa"),
-		slog.String("client_id", a.ClientID), slog.String("remote", r.RemoteAddr))
 	p.observeSignIn(amrOTP, "success")
-	p.signedIn(w, r, a, u, []string{amrPassword, amrOTP, amrMFA}, m.PasswordTime)
+	m.AMR = append(m.methods(), amrOTP)
+	p.proceed(w, r, a, u, at, m)
 }
 
 // otpFailed counts a wrong, replayed or locked-out code against the username (the password

@@ -8,10 +8,23 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 //go:embed templates/*.html
 var templateFS embed.FS
+
+//go:embed assets/webauthn.js
+var webauthnJS []byte
+
+// serveWebAuthnJS serves the security key prompt's script.
+func serveWebAuthnJS(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/javascript; charset=utf-8")
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("X-Content-Type-Options", "nosniff")
+	http.ServeContent(w, r, "webauthn.js", time.Time{}, bytes.NewReader(webauthnJS))
+}
 
 var templates = template.Must(template.ParseFS(templateFS, "templates/*.html"))
 
@@ -30,9 +43,15 @@ type pageData struct {
 	MFAID string
 	// Enroll is the authenticator enrollment page's content.
 	Enroll *enrollForm
+	// WebAuthn is the security key prompt of the page, if any.
+	WebAuthn *webauthnPage
+	// Account is the self-service page's content.
+	Account *accountPage
 
 	// dataImages lets the page show data: images (the enrollment QR code).
 	dataImages bool
+	// scripts lets the page load this site's own scripts (the WebAuthn prompt).
+	scripts bool
 }
 
 // logoutForm carries the end_session parameters through the confirmation form.
@@ -99,6 +118,9 @@ func (p *IdP) render(w http.ResponseWriter, r *http.Request, status int, name st
 	setPageHeaders(w, formTargets...)
 	if d.dataImages {
 		w.Header().Set("Content-Security-Policy", w.Header().Get("Content-Security-Policy")+"; img-src data:")
+	}
+	if d.scripts || d.WebAuthn != nil {
+		w.Header().Set("Content-Security-Policy", w.Header().Get("Content-Security-Policy")+"; script-src 'self'")
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)

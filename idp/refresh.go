@@ -144,6 +144,12 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 	if _, err := s.activeUser(fam.Username, fam.Subject); err != nil {
 		return nil, oidc.ErrInvalidGrant().WithDescription("the user can no longer sign in").WithParent(err)
 	}
+	if err := s.p.lifecycleAllows(ctx, fam.Subject); err != nil {
+		if errors.Is(err, errNotActive) {
+			return nil, oidc.ErrInvalidGrant().WithDescription("the user can no longer sign in").WithParent(err)
+		}
+		return nil, oidc.ErrServerError().WithDescription("the account state could not be checked").WithParent(err)
+	}
 	return &refreshRequest{fam: fam, tokenHash: hash, scopes: slices.Clone(fam.Scopes)}, nil
 }
 

@@ -118,6 +118,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		HintSubject:         hintSubject,
 		CodeChallenge:       req.CodeChallenge,
 		CodeChallengeMethod: req.CodeChallengeMethod,
+		ACRValues:           knownACRValues(req.ACRValues),
 	}
 	if req.MaxAge != nil {
 		v := int64(*req.MaxAge)

@@ -304,6 +304,22 @@ func (m *Manager) RevokeUser(ctx context.Context, userID string) (int, error) {
 	return n, nil
 }
 
+// List returns the live sessions of a user, of every kind, in no set order.
+func (m *Manager) List(ctx context.Context, userID string) ([]Session, error) {
+	list, err := m.sessions.ListByOwner(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("listing sessions of a user: %w", err)
+	}
+	now := m.cfg.Now()
+	live := list[:0]
+	for _, s := range list {
+		if m.live(&s, now) == nil {
+			live = append(live, s)
+		}
+	}
+	return live, nil
+}
+
 // RevokeChildren deletes the sessions of a user whose ParentID is parentID (the gate sessions
 // that came from one IdP session) and says how many.
 func (m *Manager) RevokeChildren(ctx context.Context, userID, parentID string) (int, error) {
