@@ -116,6 +116,9 @@ func TestAdaptErrors(t *testing.T) {
 		{"webauthn bad verification", "{\n\tzonegate {\n\t\twebauthn {\n\t\t\tuser_verification always\n\t\t}\n\t}\n}\n", `@4@webauthn user_verification: passkey settings: user verification "always"`},
 		{"webauthn origin off the rp", "{\n\tzonegate {\n\t\tissuer https://id.example.com\n\t\twebauthn {\n\t\t\torigins https://evil.example.net\n\t\t}\n\t}\n}\n", `evil.example.net`},
 		{"webauthn twice", "{\n\tzonegate {\n\t\twebauthn\n\t\twebauthn\n\t}\n}\n", `@4@webauthn: set more than once`},
+		{"audit hook short secret", "{\n\tzonegate {\n\t\taudit {\n\t\t\thook siem https://siem.example.com/in {\n\t\t\t\tsecret short\n\t\t\t\tevents user.session.*\n\t\t\t}\n\t\t}\n\t}\n}\n", `audit hook siem (line 4)`},
+		{"audit hook no events", "{\n\tzonegate {\n\t\taudit {\n\t\t\thook siem https://siem.example.com/in {\n\t\t\t\tsecret {env.HOOK_SECRET}\n\t\t\t}\n\t\t}\n\t}\n}\n", `audit hook siem (line 4)`},
+		{"audit unknown", "{\n\tzonegate {\n\t\taudit {\n\t\t\tkeep 90d\n\t\t}\n\t}\n}\n", `@4@unknown audit option "keep"`},
 		{"within without duration", "{\n\tzonegate {\n\t\tpolicy p {\n\t\t\trule {\n\t\t\t\tallow otp within\n\t\t\t}\n\t\t}\n\t}\n}\n", `@5@rule 1: within needs a duration`},
 		{"idp with args", global + "http://localhost:9091 {\n\tzonegate_idp extra\n}\n", `@11@zonegate_idp takes no arguments`},
 	}

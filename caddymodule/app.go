@@ -15,6 +15,10 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/zonegate/zonegate/accounts"
+	"github.com/zonegate/zonegate/adminapi"
+	"github.com/zonegate/zonegate/apitoken"
+	"github.com/zonegate/zonegate/audit"
 	"github.com/zonegate/zonegate/csrf"
 	"github.com/zonegate/zonegate/directory"
 	"github.com/zonegate/zonegate/idp"
@@ -80,6 +84,9 @@ type App struct {
 	// one address in 10m block it for 30m.
 	BruteForce *BruteForceConfig `json:"brute_force,omitempty"`
 
+	// Audit configures the system log (always on) and its event hooks.
+	Audit *AuditConfig `json:"audit,omitempty"`
+
 	ctx      caddy.Context
 	logger   *slog.Logger
 	storeMod StorageModule
@@ -96,6 +103,11 @@ type App struct {
 	csrf       *csrf.Protector
 	metrics    *metrics
 	devices    *devices
+	audit      *audit.Log
+	tokens     *apitoken.Manager
+	accounts   *accounts.Manager
+	adminAPI   *adminapi.API
+	factors    factors
 }
 
 // SessionConfig configures web sessions.
@@ -276,6 +288,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("zonegate metrics: %w", err)
 	}
+	if err := a.openAudit(); err != nil {
+		return err
+	}
 	a.cache = websession.NewCache()
 	if n, ok := a.store.(store.Notifier); ok {
 		a.stopFollow = a.cache.Follow(n) // revocations on other nodes reach this cache
@@ -333,6 +348,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.idpSess, err = a.newSessionManager("zonegate_idp")
 	if err != nil {
+		return err
+	}
+	if err := a.openAdmin(); err != nil {
 		return err
 	}
 	clients := make([]idp.Client, 0, len(a.Clients)+1)
@@ -399,10 +417,17 @@ func (a *App) Provision(ctx caddy.Context) error {
 		SignIns:    a.metrics,
 		TOTP:       otp,
 		Passkeys:   keys,
+		Lifecycle:  a.accounts,
+		NotActive:  func(err error) bool { return errors.Is(err, accounts.ErrNotActive) },
+		Events:     a.audit,
 		Logger:     a.logger.With("component", "idp"),
 	})
 	if err != nil {
 		return fmt.Errorf("zonegate: starting the IdP: %w", err)
+	}
+	a.factors = factors{keys: keys, codes: otp}
+	if err := a.openAdminAPI(keys, otp); err != nil {
+		return err
 	}
 	return nil
 }
@@ -466,7 +491,7 @@ func (a *App) endSessionsOf(users []directory.User) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, u := range users {
-		n, err := a.idpSess.RevokeUser(ctx, u.ID)
+		n, err := a.idp.RevokeUser(ctx, u.ID)
 		if err != nil {
 			a.logger.Error("ending the sessions of a disabled or removed user", "user", u.Username, "error", err)
 			continue
@@ -504,17 +529,30 @@ func (a *App) Validate() error {
 	return nil
 }
 
-// Start implements caddy.App.
-func (a *App) Start() error { return nil }
+// Start implements caddy.App: the system log's writer and hook deliveries start, and the
+// admin endpoint's zonegate routes serve this config.
+func (a *App) Start() error {
+	a.audit.Start()
+	running.Store(a)
+	return nil
+}
 
 // Stop implements caddy.App.
-func (a *App) Stop() error { return nil }
+func (a *App) Stop() error {
+	running.CompareAndSwap(a, nil)
+	return nil
+}
 
 // Cleanup releases what Provision took (the store goes back to its pool).
 func (a *App) Cleanup() error {
 	var errs []error
 	if a.stopFollow != nil {
 		a.stopFollow()
+	}
+	if a.audit != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		errs = append(errs, a.audit.Close(ctx)) // writes what is buffered; queued hooks stay in the store
+		cancel()
 	}
 	if a.zones != nil {
 		errs = append(errs, a.zones.Close()) // stops re-reading list files and databases

@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/zonegate/zonegate/audit"
 	"github.com/zonegate/zonegate/passkey"
 	"github.com/zonegate/zonegate/policy"
 	"github.com/zonegate/zonegate/totp"
@@ -72,6 +73,14 @@ func init() {
 //	        aaguids <uuid>...         # allow only these authenticator models
 //	        max_credentials <n>       # per user, default 10
 //	        timeout <duration>        # of one prompt, default 5m
+//	    }
+//	    audit {                       # the system log (always on) and its event hooks
+//	        retention <duration>      # default 90d
+//	        hook <name> <url> {       # signed JSON deliveries, queued in the store
+//	            secret <secret>       # 32+ bytes; {env.HOOK_SECRET} or {file./run/secrets/hook}
+//	            events <type>...      # e.g. user.session.* application.access.deny
+//	            max_attempts <n>      # default 12
+//	        }
 //	    }
 //	    devices {                     # identify devices by their client certificate
 //	        id_from san_uri|san_dns|cn|serial [<prefix>]   # e.g. san_uri urn:device:udid:
@@ -182,6 +191,15 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, d.Err("webauthn: set more than once")
 			}
 			app.WebAuthn = ws
+		case "audit":
+			ac, err := parseAudit(d)
+			if err != nil {
+				return nil, err
+			}
+			if app.Audit != nil {
+				return nil, d.Err("audit: set more than once")
+			}
+			app.Audit = ac
 		case "totp":
 			ts, err := parseTOTP(d)
 			if err != nil {
@@ -262,7 +280,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			app.Clients = append(app.Clients, c)
 		default:
-			return nil, d.Errf("unknown zonegate option %q (want issuer, users, storage, session, totp, webauthn, devices, brute_force, geoip, zone, policy or client)", d.Val())
+			return nil, d.Errf("unknown zonegate option %q (want issuer, users, storage, session, totp, webauthn, audit, devices, brute_force, geoip, zone, policy or client)", d.Val())
 		}
 	}
 	if err := checkZonesAndPolicies(d, app, policyLines); err != nil {
@@ -443,6 +461,69 @@ func parseWebAuthn(d *caddyfile.Dispenser) (*passkey.Settings, error) {
 		}
 	}
 	return ws, nil
+}
+
+func parseAudit(d *caddyfile.Dispenser) (*AuditConfig, error) {
+	ac := new(AuditConfig)
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "retention":
+			var v string
+			if !d.AllArgs(&v) {
+				return nil, d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur < time.Hour {
+				return nil, d.Errf("audit retention %q: want a duration of at least 1h", v)
+			}
+			ac.Retention = caddy.Duration(dur)
+		case "hook":
+			var h HookConfig
+			if !d.AllArgs(&h.Name, &h.URL) {
+				return nil, d.Err("audit hook: want hook <name> <url> { secret ... events ... }")
+			}
+			line := d.Line()
+			for hn := d.Nesting(); d.NextBlock(hn); {
+				key := d.Val()
+				args := d.RemainingArgs()
+				switch {
+				case key == "secret" && len(args) == 1:
+					h.Secret = args[0]
+				case key == "events" && len(args) > 0:
+					h.Events = append(h.Events, args...)
+				case key == "max_attempts" && len(args) == 1:
+					n, err := strconv.Atoi(args[0])
+					if err != nil || n < 1 {
+						return nil, d.Errf("audit hook %s: max_attempts %q: not a positive number", h.Name, args[0])
+					}
+					h.MaxAttempts = n
+				default:
+					return nil, d.Errf("audit hook %s: unknown or incomplete option %q (want secret <secret>, events <type>... or max_attempts <n>)", h.Name, key)
+				}
+			}
+			// Placeholders are resolved when the config runs; check the shape here with a
+			// stand-in secret when the real one is a placeholder.
+			probe := audit.Hook{Name: h.Name, URL: h.URL, Secret: h.Secret, Types: h.Events, MaxAttempts: h.MaxAttempts}
+			if strings.Contains(h.Secret, "{") {
+				probe.Secret = strings.Repeat("x", 32)
+			}
+			if err := probe.Validate(); err != nil {
+				return nil, d.Errf("audit hook %s (line %d): %v", h.Name, line, err)
+			}
+			for _, o := range ac.Hooks {
+				if o.Name == h.Name {
+					return nil, d.Errf("audit hook %q is defined twice", h.Name)
+				}
+			}
+			ac.Hooks = append(ac.Hooks, h)
+		default:
+			return nil, d.Errf("unknown audit option %q (want retention or hook)", d.Val())
+		}
+	}
+	return ac, nil
 }
 
 // probeWebAuthn checks settings whose relying party may still be left to the issuer.

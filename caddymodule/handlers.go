@@ -91,6 +91,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		Headers:  headers,
 		Logger:   ctx.Slogger(),
 		Observer: app.metrics.forSite(strings.TrimRight(g.URL, "/")),
+		Events:   app.audit,
 	}
 	if app.devices != nil {
 		cfg.Device = app.devices.posture
@@ -255,6 +256,10 @@ func (h *IdPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	}
 	if h.app.devices != nil && h.app.devices.webhook != nil && r.URL.Path == webhookPath {
 		h.app.devices.webhook.ServeHTTP(w, r)
+		return nil
+	}
+	if h.app.adminAPI != nil && strings.HasPrefix(r.URL.Path, "/api/v1/") {
+		h.app.adminAPI.ServeHTTP(w, r)
 		return nil
 	}
 	h.app.idp.ServeHTTP(w, r)

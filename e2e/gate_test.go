@@ -108,8 +108,9 @@ http://:{ECHO} {
 }
 `
 
-// startEnv runs a gateway on the test config with the demo users.
-func startEnv(t *testing.T) *env {
+// startEnv runs a gateway on the test config with the demo users. extra is added to the
+// zonegate global block.
+func startEnv(t *testing.T, extra ...string) *env {
 	t.Helper()
 	dir := t.TempDir()
 	users, err := os.ReadFile(filepath.Join(repoRoot(t), "examples", "users.yaml"))
@@ -137,6 +138,9 @@ func startEnv(t *testing.T) *env {
 	}
 	cfg = strings.ReplaceAll(cfg, "{DIR}", dir)
 	cfg = strings.ReplaceAll(cfg, "{RP}", e.rp)
+	if len(extra) > 0 {
+		cfg = strings.Replace(cfg, "\t\tzone office ", strings.Join(extra, "\n")+"\n\t\tzone office ", 1)
+	}
 	e.gw = startGateway(t, dir, cfg, e.idp+"/.well-known/openid-configuration")
 	e.waitForGate(t)
 	return e

@@ -17,6 +17,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
+	"github.com/zonegate/zonegate/audit"
 	"github.com/zonegate/zonegate/csrf"
 	"github.com/zonegate/zonegate/policy"
 	"github.com/zonegate/zonegate/store"
@@ -71,6 +72,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer, when set, hears every decision with how long the gate took (for metrics).
 	Observer Observer
+	// Events, when set, receives the system-log events of decisions that deny or ask for a
+	// step-up (allowed requests are not logged there: they are the hot path).
+	Events EventSink
 	// Device, when set, says what is known about the request's device (from a verified
 	// client certificate and the device registry); the policy's device conditions and the
 	// device trust header use it. An error fails the request closed (503).
@@ -372,11 +376,13 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request, clientIP netip.Add
 		g.authenticate(w, r, d, clientIP, len(d.Need.Factors) > 0, firstSignIn(d.Need)...)
 		return verdict{outcome: "authenticate", reason: string(d.Reason)}
 	case policy.OutcomeStepUp:
+		g.event(r, "policy.evaluate_sign_on", audit.OutcomeChallenge, d, s, zm, clientIP, "")
 		g.stepUp(w, r, s, d, clientIP)
 		return verdict{outcome: "step_up", reason: string(d.Reason)}
 	default:
 		rid := newRequestID()
 		g.logDecision(r, slog.LevelInfo, "access denied", d, s, zm, clientIP, rid)
+		g.event(r, "application.access.deny", audit.OutcomeDeny, d, s, zm, clientIP, rid)
 		g.deny(w, r, rid)
 		return verdict{outcome: "deny", reason: string(d.Reason)}
 	}
@@ -465,6 +471,29 @@ func (g *Gate) logDecision(r *http.Request, level slog.Level, msg string, d poli
 		attrs = append(attrs, slog.String("request_id", rid))
 	}
 	g.log.LogAttrs(r.Context(), level, msg, attrs...)
+}
+
+// EventSink receives system-log events (an *audit.Log satisfies it).
+type EventSink interface {
+	Record(ctx context.Context, e audit.Event)
+}
+
+// event records a decision in the system log when an EventSink is configured.
+func (g *Gate) event(r *http.Request, typ, outcome string, d policy.Decision, s *websession.Session, zm zones.Match, clientIP netip.Addr, rid string) {
+	if g.cfg.Events == nil {
+		return
+	}
+	e := audit.Event{
+		Type: typ, Outcome: outcome, Reason: string(d.Reason), RequestID: rid,
+		ClientIP: clientIP.String(), Zones: g.zones.Names(zm),
+		Targets: []audit.Target{{ID: r.Host, Type: "app", Name: r.Host}},
+		Details: map[string]string{"rule": d.RuleName, "method": r.Method, "path": r.URL.Path, "decision": d.String()},
+	}
+	if s != nil {
+		e.Actor = audit.Actor{ID: s.UserID, Type: audit.ActorUser, Name: s.Username}
+		e.Device = s.DeviceID
+	}
+	g.cfg.Events.Record(r.Context(), e)
 }
 
 // serveReserved serves the gate's own paths.

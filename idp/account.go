@@ -279,6 +279,7 @@ func (p *IdP) handleAccountAction(w http.ResponseWriter, r *http.Request) {
 	}
 	p.log.InfoContext(ctx, "idp: authenticator changed", slog.String("event", event), slog.String("username", u.Username),
 		slog.String("kind", kind), slog.String("action", action))
+	p.emit(ctx, r, Event{Type: event, Outcome: "SUCCESS", UserID: u.ID, Username: u.Username, Details: map[string]string{"factor": kind, "action": action}})
 	p.showAccount(w, r, http.StatusOK, sess, u, "", msg, nil)
 }
 
@@ -372,5 +373,7 @@ func (p *IdP) handleAccountKeySubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	p.log.InfoContext(ctx, "idp: security key added", slog.String("event", "user.mfa.factor.activate"),
 		slog.String("username", u.Username), slog.String("credential", cred.Name), slog.String("aaguid", cred.AAGUID))
+	p.emit(ctx, r, Event{Type: "user.mfa.factor.activate", Outcome: "SUCCESS", UserID: u.ID, Username: u.Username,
+		Details: map[string]string{"factor": "webauthn", "name": cred.Name, "aaguid": cred.AAGUID}})
 	p.showAccount(w, r, http.StatusOK, sess, u, "", "Security key \u201c"+cred.Name+"\u201d added.", nil)
 }

@@ -282,6 +282,8 @@ func (p *IdP) loginFailed(w http.ResponseWriter, r *http.Request, a *authRequest
 		p.log.WarnContext(ctx, "idp: account locked out after repeated sign-in failures",
 			slog.String("event", "user.account.lock"), slog.String("username", at.userKey),
 			slog.String("address", at.addr.String()), slog.Time("until", u.Reset))
+		p.emit(ctx, r, Event{Type: "user.account.lock", Outcome: "SUCCESS", Severity: "WARN", Reason: "too_many_failures",
+			Username: at.userKey, Details: map[string]string{"until": u.Reset.UTC().Format(time.RFC3339)}})
 	}
 	st, err := p.brute.stuffing.HitDistinct(ctx, at.addrKey, at.userKey)
 	if err != nil {
@@ -293,6 +295,8 @@ func (p *IdP) loginFailed(w http.ResponseWriter, r *http.Request, a *authRequest
 			slog.String("event", "security.threat.detected"), slog.String("address", at.addr.String()),
 			slog.String("address_key", at.addrKey), slog.Int("distinct_usernames", p.brute.stuffing.Rule().Limit+1),
 			slog.Time("until", st.Reset))
+		p.emit(ctx, r, Event{Type: "security.threat.detected", Outcome: "DENY", Severity: "WARN", Reason: reasonCredentialStuffing,
+			Details: map[string]string{"until": st.Reset.UTC().Format(time.RFC3339)}})
 		p.refuseAddress(w, r, a, at, reasonCredentialStuffing, st.Reset)
 		return false
 	}

@@ -576,6 +576,9 @@ func (p *IdP) EndSession(ctx context.Context, sid string) error {
 	if err := p.backchannelLogout(ctx, sid); err != nil {
 		return fmt.Errorf("idp: ending session: %w", err)
 	}
+	if s != nil {
+		p.emit(ctx, nil, Event{Type: "user.session.end", Outcome: "SUCCESS", UserID: s.UserID, Username: s.Username})
+	}
 	return nil
 }
 

@@ -123,6 +123,7 @@ func (p *IdP) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 			slog.String("reason", reason), slog.String("client_id", a.ClientID), slog.String("remote", r.RemoteAddr),
 			slog.String("address", at.addr.String()))
 		p.observeSignIn(amrPassword, reason)
+		p.emit(ctx, r, Event{Type: "user.session.start", Outcome: "FAILURE", Reason: reason, Username: username, ClientID: a.ClientID})
 		if !p.loginFailed(w, r, a, at) {
 			return
 		}
@@ -143,6 +144,9 @@ func (p *IdP) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 // browser's previous session), and completes the auth request.
 func (p *IdP) signedIn(w http.ResponseWriter, r *http.Request, a *authRequest, u directory.User, amr []string, authTime time.Time) {
 	ctx := r.Context()
+	if !p.accountActive(w, r, a, u.ID, u.Username) {
+		return
+	}
 	replaced, err := p.replaceSession(ctx, r, u)
 	if err != nil {
 		p.log.ErrorContext(ctx, "idp: ending the previous session", slog.Any("error", err))
@@ -169,6 +173,11 @@ func (p *IdP) signedIn(w http.ResponseWriter, r *http.Request, a *authRequest, u
 		if err := p.carrySessionClients(ctx, replaced.ID, sess); err != nil {
 			p.log.ErrorContext(ctx, "idp: signing in again", slog.Any("error", err))
 		}
+	}
+	details := map[string]string{"amr": strings.Join(amr, " "), "session": sess.ID[:min(8, len(sess.ID))]}
+	p.emit(ctx, r, Event{Type: "user.session.start", Outcome: "SUCCESS", UserID: u.ID, Username: u.Username, ClientID: a.ClientID, Details: details})
+	if amrSet(amr).twoFactors() {
+		p.emit(ctx, r, Event{Type: "user.authentication.auth_via_mfa", Outcome: "SUCCESS", UserID: u.ID, Username: u.Username, ClientID: a.ClientID, Details: details})
 	}
 	p.complete(w, r, a, sess)
 }
@@ -215,27 +224,38 @@ func lineage(old *websession.Session) []string {
 	return l
 }
 
+// accountActive checks the account state before a sign-in completes. A suspended, locked-out
+// or deprovisioned user is told no more than a wrong password tells, and whatever they still
+// hold ends; when the state cannot be read the sign-in fails closed (503). It reports
+// whether the sign-in may go on, having answered when not.
+func (p *IdP) accountActive(w http.ResponseWriter, r *http.Request, a *authRequest, userID, username string) bool {
+	ctx := r.Context()
+	err := p.lifecycleAllows(ctx, userID)
+	if err == nil {
+		return true
+	}
+	if !errors.Is(err, errNotActive) {
+		p.log.ErrorContext(ctx, "idp: checking the account state", slog.String("username", username), slog.Any("error", err))
+		p.renderMessage(w, r, http.StatusServiceUnavailable, "Sign in", msgUnavailable, "")
+		return false
+	}
+	p.log.InfoContext(ctx, "idp: sign-in refused: account not active", slog.String("username", username),
+		slog.String("client_id", a.ClientID), slog.Any("error", err))
+	p.observeSignIn(amrPassword, "not_active")
+	p.emit(ctx, r, Event{Type: "user.session.start", Outcome: "FAILURE", Reason: "account_not_active", UserID: userID, Username: username, ClientID: a.ClientID})
+	if _, rerr := p.RevokeUser(ctx, userID); rerr != nil {
+		p.log.ErrorContext(ctx, "idp: ending the sessions of an inactive account", slog.Any("error", rerr))
+	}
+	p.showLogin(w, r, http.StatusUnauthorized, a, username, msgInvalidCredentials)
+	return false
+}
+
 // complete marks the auth request as authenticated by the session and sends the browser to
 // op's callback, which issues the code. A client's sign-on policy decides first: a user it
 // does not allow goes back to the client with error=access_denied.
 func (p *IdP) complete(w http.ResponseWriter, r *http.Request, a *authRequest, s *websession.Session) {
 	ctx := r.Context()
-	if err := p.lifecycleAllows(ctx, s.UserID); err != nil {
-		if !errors.Is(err, errNotActive) {
-			p.log.ErrorContext(ctx, "idp: checking the account state", slog.String("username", s.Username), slog.Any("error", err))
-			p.renderMessage(w, r, http.StatusServiceUnavailable, "Sign in", msgUnavailable, "")
-			return
-		}
-		// Suspended, locked out or deprovisioned: the session goes, and the person is told
-		// no more than a wrong password tells.
-		p.log.InfoContext(ctx, "idp: sign-in refused: account not active", slog.String("username", s.Username),
-			slog.String("client_id", a.ClientID), slog.Any("error", err))
-		p.observeSignIn(amrPassword, "not_active")
-		p.emit(ctx, r, Event{Type: "user.session.start", Outcome: "FAILURE", Reason: "account_not_active", UserID: s.UserID, Username: s.Username, ClientID: a.ClientID})
-		if _, rerr := p.RevokeUser(ctx, s.UserID); rerr != nil {
-			p.log.ErrorContext(ctx, "idp: ending the sessions of an inactive account", slog.Any("error", rerr))
-		}
-		p.showLogin(w, r, http.StatusUnauthorized, a, s.Username, msgInvalidCredentials)
+	if !p.accountActive(w, r, a, s.UserID, s.Username) {
 		return
 	}
 	if !p.signOnAllowed(r, a, s) {

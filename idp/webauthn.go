@@ -313,6 +313,7 @@ func (p *IdP) keyFailed(w http.ResponseWriter, r *http.Request, a *authRequest, 
 		slog.Int("failures", m.Failures), slog.String("client_id", a.ClientID), slog.String("remote", r.RemoteAddr),
 		slog.String("error", err.Error()))
 	p.observeSignIn(amrHardwareKey, reason)
+	p.emit(ctx, r, Event{Type: "user.authentication.auth_via_mfa", Outcome: "FAILURE", Reason: reason, UserID: u.ID, Username: u.Username, ClientID: a.ClientID, Details: map[string]string{"factor": "webauthn"}})
 	if !p.loginFailed(w, r, a, at) {
 		return
 	}
@@ -380,6 +381,8 @@ func (p *IdP) handleEnrollKeySubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	p.log.InfoContext(ctx, "idp: security key added", slog.String("event", "user.mfa.factor.activate"),
 		slog.String("username", u.Username), slog.String("credential", cred.Name), slog.String("aaguid", cred.AAGUID))
+	p.emit(ctx, r, Event{Type: "user.mfa.factor.activate", Outcome: "SUCCESS", UserID: u.ID, Username: u.Username,
+		Details: map[string]string{"factor": "webauthn", "name": cred.Name, "aaguid": cred.AAGUID}})
 	// The person holds the key they just made: it counts as the factor of this sign-in.
 	m.AMR = append(m.methods(), credentialAMR(cred)...)
 	p.proceed(w, r, a, u, nil, m)
@@ -459,6 +462,7 @@ func (p *IdP) handlePasskeySubmit(w http.ResponseWriter, r *http.Request) {
 		}
 		p.log.Log(ctx, level, "idp: passkey sign-in refused", slog.String("reason", reason),
 			slog.String("client_id", a.ClientID), slog.String("remote", r.RemoteAddr), slog.String("error", err.Error()))
+		p.emit(ctx, r, Event{Type: "user.session.start", Outcome: "FAILURE", Reason: reason, ClientID: a.ClientID, Details: map[string]string{"factor": "passkey"}})
 		p.observeSignIn(amrHardwareKey, reason)
 		if !p.loginFailed(w, r, a, at) {
 			return

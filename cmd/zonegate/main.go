@@ -27,5 +27,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "policy" {
 		os.Exit(policyCommand(os.Args[2:], os.Stdout, os.Stderr))
 	}
+	// zonegate token create / authenticators reset act on the running gateway.
+	if len(os.Args) > 1 && (os.Args[1] == "token" || os.Args[1] == "authenticators") {
+		os.Exit(adminCommand(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	caddycmd.Main()
 }
