@@ -1,16 +1,14 @@
 package audit
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/zonegate/zonegate/internal/hmacsig"
 )
 
 // Event hook protocol: header names and limits (see the package documentation).
@@ -171,15 +169,7 @@ func clipQuote(s string) string {
 // Sign returns the X-Zonegate-Signature value for body sent at timestamp (unix seconds, as in
 // X-Zonegate-Timestamp): "v1=" + hex(HMAC-SHA256(secret, timestamp + "." + body)).
 func Sign(secret []byte, timestamp string, body []byte) string {
-	return "v1=" + hex.EncodeToString(mac(secret, timestamp, body))
-}
-
-func mac(secret []byte, timestamp string, body []byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(timestamp))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return m.Sum(nil)
+	return hmacsig.Header(hmacsig.MAC(secret, timestamp, body))
 }
 
 // Verify checks a delivery as a receiver would: signature is the X-Zonegate-Signature header
@@ -192,22 +182,15 @@ func Verify(secret []byte, timestamp string, body []byte, signature string, now 
 	if len(secret) == 0 {
 		return fmt.Errorf("%w: no secret to verify with", ErrBadSignature)
 	}
-	ts, err := parseTimestamp(timestamp)
+	ts, err := hmacsig.ParseTimestamp(timestamp)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadSignature, err)
 	}
-	sigs, err := parseSignatureHeader(signature)
+	sigs, err := hmacsig.ParseHeader(signature)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadSignature, err)
 	}
-	want := mac(secret, timestamp, body)
-	ok := false
-	for _, s := range sigs {
-		if hmac.Equal(want, s) {
-			ok = true
-		}
-	}
-	if !ok {
+	if _, ok := hmacsig.Match([][]byte{secret}, timestamp, body, sigs); !ok {
 		return fmt.Errorf("%w: no entry matches", ErrBadSignature)
 	}
 	if maxAge <= 0 {
@@ -219,52 +202,6 @@ func Verify(secret []byte, timestamp string, body []byte, signature string, now 
 		return fmt.Errorf("%w: timestamp is %d s from now, at most %s allowed", ErrStaleTimestamp, d, maxAge)
 	}
 	return nil
-}
-
-// parseTimestamp reads unix seconds: 1 to 12 ASCII digits.
-func parseTimestamp(s string) (int64, error) {
-	if s == "" || len(s) > 12 {
-		return 0, fmt.Errorf("timestamp: want 1 to 12 digits, got %d characters", len(s))
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, errors.New("timestamp: not a decimal number")
-		}
-	}
-	return strconv.ParseInt(s, 10, 64)
-}
-
-// parseSignatureHeader returns the v1 MACs of "v1=<hex>[,v1=<hex>...]". Entries of other schemes
-// are skipped; a malformed v1 entry, more than 8 entries, or no v1 entry is an error.
-func parseSignatureHeader(s string) ([][]byte, error) {
-	if s == "" {
-		return nil, errors.New("signature header: empty")
-	}
-	if strings.Count(s, ",") >= maxSignatures {
-		return nil, fmt.Errorf("signature header: more than %d entries", maxSignatures)
-	}
-	var sigs [][]byte
-	for i, p := range strings.Split(s, ",") {
-		scheme, val, ok := strings.Cut(strings.TrimSpace(p), "=")
-		if !ok || scheme == "" {
-			return nil, fmt.Errorf("signature header: entry %d: want scheme=value", i+1)
-		}
-		if scheme != "v1" {
-			continue
-		}
-		if len(val) != 2*sha256.Size {
-			return nil, fmt.Errorf("signature header: entry %d: want %d hex digits, got %d characters", i+1, 2*sha256.Size, len(val))
-		}
-		b, err := hex.DecodeString(val)
-		if err != nil {
-			return nil, fmt.Errorf("signature header: entry %d: not hex", i+1)
-		}
-		sigs = append(sigs, b)
-	}
-	if len(sigs) == 0 {
-		return nil, errors.New("signature header: no v1 entry")
-	}
-	return sigs, nil
 }
 
 // HookPayload is the JSON body of a delivery, for receivers to decode.

@@ -3,8 +3,6 @@ package device
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,10 +11,9 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/zonegate/zonegate/internal/hmacsig"
 	"github.com/zonegate/zonegate/store"
 )
 
@@ -219,79 +216,13 @@ func (h *Webhook) fail(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	w.Write(append(b, '\n'))
 }
 
-// parseTimestamp reads unix seconds: 1 to 12 ASCII digits.
-func parseTimestamp(s string) (int64, error) {
-	if s == "" || len(s) > 12 {
-		return 0, fmt.Errorf("timestamp: want 1 to 12 digits, got %d characters", len(s))
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, errors.New("timestamp: not a decimal number")
-		}
-	}
-	return strconv.ParseInt(s, 10, 64)
-}
-
-// parseSignatureHeader returns the v1 signatures of a header "v1=<hex>[,v1=<hex>...]". Entries
-// of other schemes are skipped; a malformed v1 entry, more than 8 entries or no v1 entry at all
-// is an error.
-func parseSignatureHeader(s string) ([][]byte, error) {
-	if s == "" {
-		return nil, errors.New("signature header: empty")
-	}
-	parts := strings.Split(s, ",")
-	if len(parts) > maxSignatures {
-		return nil, fmt.Errorf("signature header: %d entries, at most %d", len(parts), maxSignatures)
-	}
-	var sigs [][]byte
-	for i, p := range parts {
-		scheme, val, ok := strings.Cut(strings.TrimSpace(p), "=")
-		if !ok || scheme == "" {
-			return nil, fmt.Errorf("signature header: entry %d: want scheme=value", i+1)
-		}
-		if scheme != "v1" {
-			continue
-		}
-		if len(val) != 2*sha256.Size {
-			return nil, fmt.Errorf("signature header: entry %d: want %d hex digits, got %d characters", i+1, 2*sha256.Size, len(val))
-		}
-		b, err := hex.DecodeString(val)
-		if err != nil {
-			return nil, fmt.Errorf("signature header: entry %d: not hex", i+1)
-		}
-		sigs = append(sigs, b)
-	}
-	if len(sigs) == 0 {
-		return nil, errors.New("signature header: no v1 entry")
-	}
-	return sigs, nil
-}
-
-// sign returns HMAC-SHA256(secret, "<ts>.<body>").
-func sign(secret []byte, ts string, body []byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(ts))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return m.Sum(nil)
-}
-
-// verify reports whether any signature is the MAC of ts and body under any secret, and returns
-// that MAC.
-func verify(secrets [][]byte, ts string, body []byte, sigs [][]byte) ([]byte, bool) {
-	for _, sec := range secrets {
-		if len(sec) == 0 {
-			continue // an empty key would let anyone sign
-		}
-		want := sign(sec, ts, body)
-		for _, sig := range sigs {
-			if hmac.Equal(want, sig) {
-				return want, true
-			}
-		}
-	}
-	return nil, false
-}
+// The signature scheme is shared with the event hooks (internal/hmacsig).
+var (
+	parseTimestamp       = hmacsig.ParseTimestamp
+	parseSignatureHeader = hmacsig.ParseHeader
+	sign                 = hmacsig.MAC
+	verify               = hmacsig.Match
+)
 
 // parseEvent decodes and checks a report. Error messages are safe to return to the caller.
 func parseEvent(body []byte) (event, error) {
