@@ -1,0 +1,76 @@
+package idp
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/zonegate/zonegate/passkey"
+)
+
+func withPasskeys(t testing.TB) envOption {
+	return func(c *Config) {
+		m, err := passkey.New(c.Store, passkey.Settings{RPID: "localhost", Origins: []string{"http://localhost:9091"}}, c.Now)
+		if err != nil {
+			t.Fatalf("passkey.New: %v", err)
+		}
+		c.Passkeys = m
+	}
+}
+
+// TestPasskeyFormsRefuse: the login page offers the passkey prompt (with its script allowed
+// by the CSP and nothing else); the security key forms refuse a missing CSRF token, an answer
+// that is not a valid assertion, and a pending sign-in that does not exist. None of them
+// starts a session.
+func TestPasskeyFormsRefuse(t *testing.T) {
+	e := newEnv(t, withPasskeys(t))
+	r := e.webRP()
+	b := e.browser()
+	login := b.get(r.start().url)
+	if !strings.Contains(login.body, `id="zg-webauthn"`) || !strings.Contains(login.body, `autocomplete="username webauthn"`) {
+		t.Fatalf("login page without the passkey prompt:\n%s", login.body)
+	}
+	if csp := login.header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-eval") {
+		t.Errorf("login page CSP %q", csp)
+	}
+	fields := hiddenFields(t, login.body)
+	if fields.Get("ceremony") == "" {
+		t.Fatal("no ceremony on the login page")
+	}
+
+	tests := []struct {
+		name   string
+		path   string
+		form   url.Values
+		status int
+		want   string
+	}{
+		{"passkey without CSRF", pathLoginPasskey, url.Values{"authRequestID": {fields.Get("authRequestID")}, "ceremony": {fields.Get("ceremony")}, "credential": {"{}"}},
+			http.StatusForbidden, msgFormExpired},
+		{"passkey with a forged answer", pathLoginPasskey, func() url.Values {
+			v := url.Values{}
+			for k := range fields {
+				v.Set(k, fields.Get(k))
+			}
+			v.Set("credential", `{"id":"AAAA","rawId":"AAAA","type":"public-key","response":{"clientDataJSON":"e30","authenticatorData":"AAAA","signature":"AAAA"}}`)
+			return v
+		}(), http.StatusUnauthorized, msgKeyFailed},
+		{"key step without CSRF", pathLoginWebAuthn, url.Values{"mfa": {"whatever"}, "credential": {"{}"}}, http.StatusForbidden, msgFormExpired},
+		{"enroll without CSRF", pathLoginEnrollKey, url.Values{"mfa": {"whatever"}, "credential": {"{}"}}, http.StatusForbidden, msgFormExpired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := b.post(e.issuer+tt.path, tt.form)
+			if p.status != tt.status || !strings.Contains(p.body, tt.want) {
+				t.Fatalf("status %d, want %d with %q:\n%s", p.status, tt.status, tt.want, p.body)
+			}
+		})
+	}
+	if b.hasCookie(sessionCookie) {
+		t.Fatal("a refused security key form started a session")
+	}
+	if !strings.Contains(e.logs.String(), "passkey sign-in refused") {
+		t.Error("the forged passkey answer is not in the log")
+	}
+}
