@@ -18,6 +18,7 @@ import (
 	"github.com/zonegate/zonegate/audit"
 	"github.com/zonegate/zonegate/passkey"
 	"github.com/zonegate/zonegate/totp"
+	"github.com/zonegate/zonegate/websession"
 )
 
 func init() {
@@ -97,7 +98,7 @@ func (a *App) openAdminAPI(keys *passkey.Manager, codes *totp.Manager) error {
 		Tokens:   a.tokens,
 		Users:    a.users,
 		Accounts: a.accounts,
-		Sessions: a.idpSess,
+		Sessions: userSessions{a},
 		Log:      a.audit,
 		Logger:   a.logger.With("component", "admin_api"),
 		ClientIP: clientIP,
@@ -128,6 +129,18 @@ func (a *App) accountChanged(ctx context.Context, before, after accounts.State) 
 	}
 	a.logger.Info("account no longer active: sessions and tokens ended", "user_id", after.UserID,
 		"from", string(before.Status), "to", string(after.Status), "sessions", n)
+}
+
+// userSessions is the admin API's view of a user's sessions: clearing them also revokes the
+// user's access and refresh tokens, as suspending does.
+type userSessions struct{ a *App }
+
+func (s userSessions) List(ctx context.Context, userID string) ([]websession.Session, error) {
+	return s.a.idpSess.List(ctx, userID)
+}
+
+func (s userSessions) RevokeUser(ctx context.Context, userID string) (int, error) {
+	return s.a.idp.RevokeUser(ctx, userID)
 }
 
 // factors is the admin API's view of a user's security keys and authenticator apps.
