@@ -62,6 +62,18 @@ func (c *AuditConfig) hooks() ([]audit.Hook, error) {
 	return out, nil
 }
 
+// hookNames lists the configured hooks' names.
+func (c *AuditConfig) hookNames() []string {
+	if c == nil {
+		return nil
+	}
+	names := make([]string, len(c.Hooks))
+	for i, h := range c.Hooks {
+		names[i] = h.Name
+	}
+	return names
+}
+
 // openAudit starts the system log (always on) with its hooks.
 func (a *App) openAudit() error {
 	hooks, err := a.Audit.hooks()
@@ -117,18 +129,53 @@ func (a *App) openAdminAPI(keys *passkey.Manager, codes *totp.Manager) error {
 	return nil
 }
 
-// accountChanged ends everything a user holds when their account stops being active.
+// accountChanged follows a user's account state: suspending or deprovisioning ends
+// everything the user holds; unlocking clears the sign-in failures that locked them out.
 func (a *App) accountChanged(ctx context.Context, before, after accounts.State) {
-	if after.Status == accounts.Active || a.idp == nil {
+	if a.idp == nil {
 		return
 	}
-	n, err := a.idp.RevokeUser(ctx, after.UserID)
-	if err != nil {
-		a.logger.Error("ending the sessions of an account that is no longer active", "user_id", after.UserID, "status", string(after.Status), "error", err)
-		return
+	switch after.Status {
+	case accounts.Suspended, accounts.Deprovisioned:
+		n, err := a.idp.RevokeUser(ctx, after.UserID)
+		if err != nil {
+			a.logger.Error("ending the sessions of an account that is no longer active", "user_id", after.UserID, "status", string(after.Status), "error", err)
+			return
+		}
+		a.logger.Info("account no longer active: sessions and tokens ended", "user_id", after.UserID,
+			"from", string(before.Status), "to", string(after.Status), "sessions", n)
+	case accounts.Active:
+		if before.Status != accounts.LockedOut {
+			return
+		}
+		if u, ok := a.users.LookupID(after.UserID); ok {
+			if err := a.idp.ClearLockout(ctx, u.Username); err != nil {
+				a.logger.Error("clearing the sign-in failures of an unlocked account", "user", u.Username, "error", err)
+			}
+		}
 	}
-	a.logger.Info("account no longer active: sessions and tokens ended", "user_id", after.UserID,
-		"from", string(before.Status), "to", string(after.Status), "sessions", n)
+}
+
+// lockedOut records a lockout by the sign-in counters as the account's LOCKED_OUT state,
+// until the counters let the user try again.
+func (a *App) lockedOut(ctx context.Context, userID string, until time.Time) {
+	if _, err := a.accounts.Lock(ctx, userID, until, "too many failed sign-ins"); err != nil && !errors.Is(err, accounts.ErrInvalidTransition) {
+		a.logger.Error("recording a lockout", "user_id", userID, "error", err)
+	}
+}
+
+// lifecycle is the IdP's view of the account states. A LOCKED_OUT account keeps its
+// sessions and refresh tokens: the lockout guards the password form (the sign-in counters
+// enforce it), so guessing at someone's password cannot throw them out of a session.
+type lifecycle struct{ m *accounts.Manager }
+
+func (l lifecycle) CanSignIn(ctx context.Context, userID string) error {
+	err := l.m.CanSignIn(ctx, userID)
+	var na *accounts.NotActiveError
+	if errors.As(err, &na) && na.State.Status == accounts.LockedOut {
+		return nil
+	}
+	return err
 }
 
 // userSessions is the admin API's view of a user's sessions: clearing them also revokes the

@@ -288,6 +288,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("zonegate metrics: %w", err)
 	}
+	a.store = countStoreErrors(a.store, a.metrics.storeErrs)
 	if err := a.openAudit(); err != nil {
 		return err
 	}
@@ -417,7 +418,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		SignIns:    a.metrics,
 		TOTP:       otp,
 		Passkeys:   keys,
-		Lifecycle:  a.accounts,
+		Lifecycle:  lifecycle{a.accounts},
+		OnLockout:  a.lockedOut,
 		NotActive:  func(err error) bool { return errors.Is(err, accounts.ErrNotActive) },
 		Events:     a.audit,
 		Logger:     a.logger.With("component", "idp"),

@@ -17,6 +17,7 @@ type metrics struct {
 	decisions *prometheus.CounterVec   // site, outcome, reason
 	duration  *prometheus.HistogramVec // site, outcome
 	signIns   *prometheus.CounterVec   // method, outcome
+	storeErrs *prometheus.CounterVec   // op
 }
 
 func newMetrics(ctx caddy.Context) (*metrics, error) {
@@ -34,12 +35,16 @@ func newMetrics(ctx caddy.Context) (*metrics, error) {
 			Namespace: "zonegate", Subsystem: "idp", Name: "signins_total",
 			Help: "Sign-in attempts at the embedded IdP by method (pwd) and outcome (success, or why not).",
 		}, []string{"method", "outcome"}),
+		storeErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "zonegate", Subsystem: "store", Name: "errors_total",
+			Help: "Store operations that failed (not-found and already-exists are answers, not failures), by operation.",
+		}, []string{"op"}),
 	}
 	reg := ctx.GetMetricsRegistry()
 	if reg == nil {
 		return m, nil // not registered anywhere, still counted
 	}
-	for i, c := range []prometheus.Collector{m.decisions, m.duration, m.signIns} {
+	for i, c := range []prometheus.Collector{m.decisions, m.duration, m.signIns, m.storeErrs, newAuditCollector()} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -53,6 +58,8 @@ func newMetrics(ctx caddy.Context) (*metrics, error) {
 				m.duration = are.ExistingCollector.(*prometheus.HistogramVec)
 			case 2:
 				m.signIns = are.ExistingCollector.(*prometheus.CounterVec)
+			case 3:
+				m.storeErrs = are.ExistingCollector.(*prometheus.CounterVec)
 			}
 		}
 	}

@@ -214,7 +214,56 @@ func TestAuditHooksAndAdminAPI(t *testing.T) {
 	if st, _ := api(t, "GET", users, read, ""); st != http.StatusUnauthorized {
 		t.Errorf("a revoked token got %d, want 401", st)
 	}
+	// The hook backlog is a metric on the admin endpoint.
+	resp, err := http.Get("http://" + e.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `zonegate_audit_hook_backlog{hook="siem"}`) {
+		t.Errorf("no hook backlog metric:\n%s", metrics)
+	}
 	if strings.Contains(e.gw.logs(), read) || strings.Contains(e.gw.logs(), write) || strings.Contains(e.gw.logs(), hookSecret) {
 		t.Error("a token or the hook secret reached the log")
+	}
+}
+
+// TestLockoutShownAndUnlocked: repeated wrong passwords lock alice out; the admin API shows
+// her LOCKED_OUT, her open session keeps working (guessing her password cannot throw her
+// out), and an administrator's unlock lets the right password in at once.
+func TestLockoutShownAndUnlocked(t *testing.T) {
+	e := startEnv(t, "\t\tbrute_force {\n\t\t\tuser 3/1m lockout 10m\n\t\t}")
+	write, err := zonegateCmd(t, "token", "create", "--admin", e.admin, "--name", "ops", "--scope", "read-write")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := newClient(t)
+	if r := e.signIn(alice, "/headers", "alice", "alice-demo-pass"); r.status != http.StatusOK {
+		t.Fatalf("alice's sign-in: %d", r.status)
+	}
+	attacker := newClient(t)
+	for range 3 {
+		page := attacker.follow(e.gate + "/headers")
+		attacker.login(page, "alice", "wrong-password")
+	}
+	user := e.idp + "/api/v1/users/alice"
+	eventually(t, "alice LOCKED_OUT in the admin API", func() bool {
+		st, body := api(t, "GET", user, write, "")
+		return st == http.StatusOK && strings.Contains(body, `"LOCKED_OUT"`)
+	})
+	if r := alice.do("GET", e.gate+"/headers", nil); r.status != http.StatusOK {
+		t.Fatalf("alice's open session after the lockout: %d", r.status)
+	}
+	fresh := newClient(t)
+	if r := fresh.login(fresh.follow(e.gate+"/headers"), "alice", "alice-demo-pass"); strings.Contains(r.body, "X-Remote-User") {
+		t.Fatal("the right password worked while alice was locked out")
+	}
+	if st, body := api(t, "POST", user+"/lifecycle/unlock", write, ""); st != http.StatusOK || !strings.Contains(body, `"ACTIVE"`) {
+		t.Fatalf("unlock: %d %s", st, body)
+	}
+	fresh = newClient(t)
+	if r := e.signIn(fresh, "/headers", "alice", "alice-demo-pass"); r.status != http.StatusOK || !strings.Contains(r.body, "X-Remote-User") {
+		t.Fatalf("alice after the unlock: %d\n%s", r.status, r.body)
 	}
 }

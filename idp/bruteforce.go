@@ -284,6 +284,11 @@ func (p *IdP) loginFailed(w http.ResponseWriter, r *http.Request, a *authRequest
 			slog.String("address", at.addr.String()), slog.Time("until", u.Reset))
 		p.emit(ctx, r, Event{Type: "user.account.lock", Outcome: "SUCCESS", Severity: "WARN", Reason: "too_many_failures",
 			Username: at.userKey, Details: map[string]string{"until": u.Reset.UTC().Format(time.RFC3339)}})
+		if p.onLockout != nil {
+			if user, ok := p.users.Lookup(at.userKey); ok {
+				p.onLockout(ctx, user.ID, u.Reset)
+			}
+		}
 	}
 	st, err := p.brute.stuffing.HitDistinct(ctx, at.addrKey, at.userKey)
 	if err != nil {
@@ -314,6 +319,18 @@ func (p *IdP) loginSucceeded(w http.ResponseWriter, r *http.Request, a *authRequ
 		return false
 	}
 	return true
+}
+
+// ClearLockout forgets the sign-in failures of username, ending a lockout they caused (an
+// administrator unlocking the account).
+func (p *IdP) ClearLockout(ctx context.Context, username string) error {
+	if p.brute == nil {
+		return nil
+	}
+	if err := p.brute.user.Reset(ctx, directory.NormalizeUsername(username)); err != nil {
+		return fmt.Errorf("idp: clearing the lockout of %q: %w", username, err)
+	}
+	return nil
 }
 
 // refuseAddress answers 429 with the sign-in form and a message saying when to come back.

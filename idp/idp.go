@@ -263,6 +263,9 @@ type Config struct {
 	// "not active" errors from failures to decide (which refuse with 503).
 	Lifecycle Lifecycle
 	NotActive func(error) bool
+	// OnLockout, when set, hears when the sign-in counters lock a known user out, and until
+	// when (to show the account as locked out; ClearLockout undoes it).
+	OnLockout func(ctx context.Context, userID string, until time.Time)
 	// Events, when set, receives the IdP's system-log events (sign-ins, failures, lockouts,
 	// sessions ending, authenticators added and removed).
 	Events EventSink
@@ -306,6 +309,7 @@ type IdP struct {
 	passkeys  *passkey.Manager // security keys and passkeys; nil when off
 	lifecycle Lifecycle
 	notActive func(error) bool
+	onLockout func(ctx context.Context, userID string, until time.Time)
 	events    EventSink
 
 	jwksClient  *http.Client // fetches clients' JWKSURL
@@ -376,6 +380,7 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 		passkeys:            cfg.Passkeys,
 		lifecycle:           cfg.Lifecycle,
 		notActive:           cfg.NotActive,
+		onLockout:           cfg.OnLockout,
 		events:              cfg.Events,
 		jwksClient:          newJWKSClient(),
 	}
