@@ -20,6 +20,7 @@ import (
 	"github.com/zonegate/zonegate/apitoken"
 	"github.com/zonegate/zonegate/audit"
 	"github.com/zonegate/zonegate/csrf"
+	"github.com/zonegate/zonegate/device"
 	"github.com/zonegate/zonegate/directory"
 	"github.com/zonegate/zonegate/idp"
 	"github.com/zonegate/zonegate/passkey"
@@ -306,6 +307,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if a.devices, err = newDevices(a.Devices, a.store, a.logger.With("component", "devices")); err != nil {
 			return err
 		}
+		a.devices.reg.OnChange(func(ctx context.Context, before, after device.Device) {
+			for _, e := range deviceEvents(before, after) {
+				a.audit.Record(ctx, e)
+			}
+		})
 	}
 
 	a.policies = make(map[string]*policy.Policy, len(a.Policies))

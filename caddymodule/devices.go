@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/zonegate/zonegate/audit"
 	"github.com/zonegate/zonegate/device"
 	"github.com/zonegate/zonegate/policy"
 	"github.com/zonegate/zonegate/store"
@@ -142,4 +143,31 @@ func (d *devices) forget(id string) {
 	d.mu.Lock()
 	delete(d.cache, id)
 	d.mu.Unlock()
+}
+
+// deviceEvents are the system-log events of a registry change: registration, a compliance
+// change, suspension and its end.
+func deviceEvents(before, after device.Device) []audit.Event {
+	base := func(typ, outcome, reason string) audit.Event {
+		return audit.Event{
+			Type: typ, Outcome: outcome, Reason: reason, Device: after.ID,
+			Actor:   audit.Actor{Type: audit.ActorSystem, Name: after.Source},
+			Targets: []audit.Target{{ID: after.ID, Type: "device", Name: after.Platform}},
+			Details: map[string]string{"owner": after.Owner, "compliance": string(after.Compliance), "trust": string(after.Trust())},
+		}
+	}
+	var out []audit.Event
+	if before.ID == "" {
+		out = append(out, base("device.enrollment.create", audit.OutcomeSuccess, ""))
+	}
+	if before.ID != "" && before.Compliance != after.Compliance {
+		out = append(out, base("device.compliance.change", audit.OutcomeSuccess, string(before.Compliance)+" -> "+string(after.Compliance)))
+	}
+	switch {
+	case after.Suspended && !before.Suspended:
+		out = append(out, base("device.lifecycle.suspend", audit.OutcomeSuccess, string(after.SuspendedBy)))
+	case !after.Suspended && before.Suspended:
+		out = append(out, base("device.lifecycle.unsuspend", audit.OutcomeSuccess, ""))
+	}
+	return out
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/zonegate/zonegate/device"
 	"github.com/zonegate/zonegate/store"
 	"github.com/zonegate/zonegate/store/bolt"
 )
@@ -70,5 +71,33 @@ func TestCountStoreErrors(t *testing.T) {
 	}
 	if _, ok := countStoreErrors(notifier{st}, errs).(store.Notifier); !ok {
 		t.Error("the wrapped store lost its Notifier")
+	}
+}
+
+func TestDeviceEvents(t *testing.T) {
+	dev := device.Device{ID: "d1", Owner: "bob", Source: "mdm", Managed: true, Compliance: device.Compliance("compliant")}
+	non := dev
+	non.Compliance, non.Suspended, non.SuspendedBy = device.Compliance("noncompliant"), true, device.SuspendReason("noncompliant")
+	tests := []struct {
+		name          string
+		before, after device.Device
+		want          []string
+	}{
+		{"registered", device.Device{}, dev, []string{"device.enrollment.create"}},
+		{"falls out of compliance", dev, non, []string{"device.compliance.change", "device.lifecycle.suspend"}},
+		{"back in compliance", non, dev, []string{"device.compliance.change", "device.lifecycle.unsuspend"}},
+		{"nothing changed", dev, dev, nil},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, e := range deviceEvents(tt.before, tt.after) {
+			got = append(got, e.Type)
+			if e.Device != "d1" || e.Targets[0].ID != "d1" {
+				t.Errorf("%s: event %+v does not name the device", tt.name, e)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("%s: events %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
