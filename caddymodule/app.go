@@ -85,6 +85,10 @@ type App struct {
 	// one address in 10m block it for 30m.
 	BruteForce *BruteForceConfig `json:"brute_force,omitempty"`
 
+	// Behavior keeps a sign-in history per user for the rules' behavior conditions; on by
+	// itself when a rule names one. Countries and locations come from geoip's country_db.
+	Behavior *BehaviorConfig `json:"behavior,omitempty"`
+
 	// Audit configures the system log (always on) and its event hooks.
 	Audit *AuditConfig `json:"audit,omitempty"`
 
@@ -109,6 +113,7 @@ type App struct {
 	accounts   *accounts.Manager
 	adminAPI   *adminapi.API
 	factors    factors
+	behavior   *behaviorChecker // nil when no rule names a behavior signal
 }
 
 // SessionConfig configures web sessions.
@@ -184,6 +189,9 @@ type RuleConfig struct {
 	Device []string `json:"device,omitempty"`
 	// Platforms: the device's platform is one of these.
 	Platforms []string `json:"platforms,omitempty"`
+	// Behavior: the sign-in was flagged with one of these signals (new_device, new_ip,
+	// new_country, impossible_travel). Typically with factors, to ask for one more.
+	Behavior []string `json:"behavior,omitempty"`
 }
 
 // BruteForceConfig tunes the IdP's sign-in limits; zero fields keep the defaults.
@@ -314,6 +322,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		})
 	}
 
+	if err := a.openBehavior(); err != nil {
+		return err
+	}
 	a.policies = make(map[string]*policy.Policy, len(a.Policies))
 	for _, pc := range a.Policies {
 		def, err := pc.def()
@@ -557,6 +568,7 @@ func (a *App) Cleanup() error {
 	if a.stopFollow != nil {
 		a.stopFollow()
 	}
+	errs = append(errs, a.behavior.close())
 	if a.audit != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		errs = append(errs, a.audit.Close(ctx)) // writes what is buffered; queued hooks stay in the store
@@ -603,7 +615,7 @@ func (pc PolicyConfig) def() (policy.Def, error) {
 		r := policy.RuleDef{
 			Name: rc.Name, Zones: rc.Zones, NotZones: rc.NotZones, Users: rc.Users,
 			Groups: rc.Groups, NotGroups: rc.NotGroups, Methods: rc.Methods, Paths: rc.Paths,
-			Device: rc.Device, Platforms: rc.Platforms,
+			Device: rc.Device, Platforms: rc.Platforms, Behavior: rc.Behavior,
 			Factors: rc.Factors, Within: time.Duration(rc.Within),
 		}
 		if r.Action, err = parseAction(rc.Action, ""); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/zonegate/zonegate/audit"
+	"github.com/zonegate/zonegate/behavior"
 	"github.com/zonegate/zonegate/passkey"
 	"github.com/zonegate/zonegate/policy"
 	"github.com/zonegate/zonegate/totp"
@@ -81,6 +82,12 @@ func init() {
 //	            events <type>...      # e.g. user.session.* application.access.deny
 //	            max_attempts <n>      # default 12
 //	        }
+//	    }
+//	    behavior {                    # sign-in history for rules' behavior conditions
+//	        max_speed <km/h>          # impossible_travel above this; default 900
+//	        min_distance <km>         # shorter journeys never count; default 100
+//	        history <n>               # sign-ins kept per user; default 50
+//	        retention <duration>      # default 180d
 //	    }
 //	    devices {                     # identify devices by their client certificate
 //	        id_from san_uri|san_dns|cn|serial [<prefix>]   # e.g. san_uri urn:device:udid:
@@ -191,6 +198,15 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, d.Err("webauthn: set more than once")
 			}
 			app.WebAuthn = ws
+		case "behavior":
+			bc, err := parseBehavior(d)
+			if err != nil {
+				return nil, err
+			}
+			if app.Behavior != nil {
+				return nil, d.Err("behavior: set more than once")
+			}
+			app.Behavior = bc
 		case "audit":
 			ac, err := parseAudit(d)
 			if err != nil {
@@ -280,7 +296,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			app.Clients = append(app.Clients, c)
 		default:
-			return nil, d.Errf("unknown zonegate option %q (want issuer, users, storage, session, totp, webauthn, audit, devices, brute_force, geoip, zone, policy or client)", d.Val())
+			return nil, d.Errf("unknown zonegate option %q (want issuer, users, storage, session, totp, webauthn, audit, behavior, devices, brute_force, geoip, zone, policy or client)", d.Val())
 		}
 	}
 	if err := checkZonesAndPolicies(d, app, policyLines); err != nil {
@@ -461,6 +477,47 @@ func parseWebAuthn(d *caddyfile.Dispenser) (*passkey.Settings, error) {
 		}
 	}
 	return ws, nil
+}
+
+func parseBehavior(d *caddyfile.Dispenser) (*BehaviorConfig, error) {
+	bc := new(BehaviorConfig)
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		key := d.Val()
+		var v string
+		if !d.AllArgs(&v) {
+			return nil, d.ArgErr()
+		}
+		switch key {
+		case "max_speed", "min_distance":
+			f, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSuffix(v, "km/h"), "km"), 64)
+			if err != nil || f <= 0 || f > 1e6 {
+				return nil, d.Errf("behavior %s %q: want a positive number", key, v)
+			}
+			if key == "max_speed" {
+				bc.MaxSpeedKMH = f
+			} else {
+				bc.MinDistanceKM = f
+			}
+		case "history":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 10000 {
+				return nil, d.Errf("behavior history %q: want 1 to 10000", v)
+			}
+			bc.History = n
+		case "retention":
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("behavior retention %q: want a positive duration", v)
+			}
+			bc.Retention = caddy.Duration(dur)
+		default:
+			return nil, d.Errf("unknown behavior option %q (want max_speed, min_distance, history or retention)", key)
+		}
+	}
+	return bc, nil
 }
 
 func parseAudit(d *caddyfile.Dispenser) (*AuditConfig, error) {
@@ -896,7 +953,7 @@ func parseRule(d *caddyfile.Dispenser, n int) (RuleConfig, error) {
 				return r, d.ArgErr()
 			}
 			r.Action = "deny"
-		case "zone", "not_zone", "user", "group", "not_group", "method", "path", "device", "platform":
+		case "zone", "not_zone", "user", "group", "not_group", "method", "path", "device", "platform", "behavior":
 			if len(args) == 0 {
 				return r, d.Errf("rule %d: %s needs at least one value", n, key)
 			}
@@ -921,9 +978,16 @@ func parseRule(d *caddyfile.Dispenser, n int) (RuleConfig, error) {
 				r.Device = append(r.Device, args...)
 			case "platform":
 				r.Platforms = append(r.Platforms, args...)
+			case "behavior":
+				for _, a := range args {
+					if _, err := behavior.ParseSignal(a); err != nil {
+						return r, d.Errf("rule %d: %v", n, err)
+					}
+				}
+				r.Behavior = append(r.Behavior, args...)
 			}
 		default:
-			return r, d.Errf("rule %d: unknown condition %q (want allow, deny, zone, not_zone, user, group, not_group, method, path, device or platform)", n, key)
+			return r, d.Errf("rule %d: unknown condition %q (want allow, deny, zone, not_zone, user, group, not_group, method, path, device, platform or behavior)", n, key)
 		}
 	}
 	if r.Action == "" {

@@ -93,6 +93,9 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		Observer: app.metrics.forSite(strings.TrimRight(g.URL, "/")),
 		Events:   app.audit,
 	}
+	if app.behavior != nil {
+		cfg.Behavior = app.behavior
+	}
 	if app.devices != nil {
 		cfg.Device = app.devices.posture
 		cfg.DeviceID = app.devices.id.FromRequest

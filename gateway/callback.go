@@ -59,7 +59,7 @@ type idClaims struct {
 // callback finishes a sign-in: it checks the state, exchanges the code, verifies the ID token
 // and starts a gate session.
 func (g *Gate) callback(w http.ResponseWriter, r *http.Request, clientIP netip.Addr) {
-	pl, s, err := g.finishLogin(w, r)
+	pl, s, err := g.finishLogin(w, r, clientIP)
 	if err != nil {
 		rid := newRequestID()
 		var ce *callbackError
@@ -78,7 +78,7 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request, clientIP netip.A
 	}
 	g.log.LogAttrs(r.Context(), slog.LevelInfo, "signed in",
 		slog.String("user", s.Username), slog.String("sub", s.UserID),
-		slog.Any("groups", s.Groups), slog.Any("amr", s.AMR))
+		slog.Any("groups", s.Groups), slog.Any("amr", s.AMR), slog.Any("behavior", s.Behavior))
 	ret := safeReturnPath(pl.Return)
 	if pl.NeedsFactors && g.stillNeedsFactors(w, r, s, ret, clientIP) {
 		return
@@ -91,7 +91,7 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request, clientIP netip.A
 }
 
 // finishLogin does the work of callback and returns where to send the browser.
-func (g *Gate) finishLogin(w http.ResponseWriter, r *http.Request) (pendingLogin, *websession.Session, error) {
+func (g *Gate) finishLogin(w http.ResponseWriter, r *http.Request, clientIP netip.Addr) (pendingLogin, *websession.Session, error) {
 	ctx := r.Context()
 	q := r.URL.Query()
 	state := q.Get("state")
@@ -193,6 +193,13 @@ func (g *Gate) finishLogin(w http.ResponseWriter, r *http.Request) (pendingLogin
 		sess.AuthTime = time.Unix(int64(cl.AuthTime), 0).UTC()
 	} else {
 		sess.AuthTime = g.now().UTC()
+	}
+
+	if g.cfg.Behavior != nil {
+		sess.Behavior, err = g.cfg.Behavior.Check(ctx, sess.UserID, clientIP, sess.DeviceID, twoFactors(sess.AMR))
+		if err != nil {
+			return pendingLogin{}, nil, unavailableCallback("behavior_unavailable", fmt.Errorf("judging the sign-in: %w", err))
+		}
 	}
 
 	// A gate session the browser already had is replaced, not kept alongside.
@@ -316,4 +323,29 @@ func truncate(s string, n int) string {
 		return s[:n] + "..."
 	}
 	return s
+}
+
+// twoFactors reports whether a sign-in with these amr values had two factors: "mfa", or two
+// of a password, a code and a key.
+func twoFactors(amr []string) bool {
+	var pwd, otp, key bool
+	for _, v := range amr {
+		switch v {
+		case "mfa":
+			return true
+		case "pwd":
+			pwd = true
+		case "otp":
+			otp = true
+		case "hwk", "swk":
+			key = true
+		}
+	}
+	n := 0
+	for _, b := range []bool{pwd, otp, key} {
+		if b {
+			n++
+		}
+	}
+	return n >= 2
 }

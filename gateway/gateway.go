@@ -72,6 +72,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer, when set, hears every decision with how long the gate took (for metrics).
 	Observer Observer
+	// Behavior, when set, judges each sign-in against the user's history at the callback
+	// (new device, IP, country, impossible travel); the signals are kept in the session for
+	// the policy's behavior conditions. An error fails the sign-in closed (503).
+	Behavior BehaviorChecker
 	// Events, when set, receives the system-log events of decisions that deny or ask for a
 	// step-up (allowed requests are not logged there: they are the hot path).
 	Events EventSink
@@ -358,6 +362,7 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request, clientIP netip.Add
 		f.User = s.Username
 		f.Groups = s.Groups
 		f.AMR = s.AMR
+		f.Behavior = s.Behavior
 		f.AuthTime = s.AuthTime
 		f.Now = g.now()
 	}
@@ -471,6 +476,13 @@ func (g *Gate) logDecision(r *http.Request, level slog.Level, msg string, d poli
 		attrs = append(attrs, slog.String("request_id", rid))
 	}
 	g.log.LogAttrs(r.Context(), level, msg, attrs...)
+}
+
+// BehaviorChecker judges a sign-in: the signals it was flagged with. trusted says the
+// sign-in had two factors, so it may join the user's history even when flagged (a flagged
+// single-factor sign-in must not, or the next one would look familiar).
+type BehaviorChecker interface {
+	Check(ctx context.Context, userID string, ip netip.Addr, deviceID string, trusted bool) ([]string, error)
 }
 
 // EventSink receives system-log events (an *audit.Log satisfies it).

@@ -62,6 +62,7 @@ func (g *Gate) stillNeedsFactors(w http.ResponseWriter, r *http.Request, s *webs
 	f := policy.Facts{
 		Zones: g.zones.Lookup(clientIP), Method: http.MethodGet, Path: cleanPath(p),
 		Authenticated: true, User: s.Username, Groups: s.Groups, AMR: s.AMR, AuthTime: s.AuthTime, Now: g.now(),
+		Behavior: s.Behavior,
 	}
 	if g.cfg.Device != nil {
 		if dev, err := g.cfg.Device(r); err == nil {

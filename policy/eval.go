@@ -34,6 +34,9 @@ type Facts struct {
 	// AuthTime is when the user last proved the factors in AMR. The zero time fails every
 	// freshness condition ([RuleDef.Within]).
 	AuthTime time.Time
+	// Behavior are the signals the session's sign-in was flagged with ("new_device",
+	// "new_ip", "new_country", "impossible_travel"); see [RuleDef.Behavior].
+	Behavior []string
 	// Now is the evaluation time, given by the caller (Evaluate never reads the clock). The
 	// zero time fails every freshness condition.
 	Now time.Time
@@ -156,7 +159,13 @@ func (p *Policy) evaluate(f *Facts, fb *foldBuf) Decision {
 		}
 		if !f.Authenticated {
 			if r.hasSubject || r.needUser {
-				return Decision{Outcome: OutcomeAuthenticate, Reason: ReasonAuthRequired, Rule: i, RuleName: r.name, Need: r.need}
+				need := r.need
+				if len(r.behavior) > 0 {
+					// Whether the sign-in will be flagged is not known yet: ask for the
+					// factors only if it is (a step-up then).
+					need = Requirement{}
+				}
+				return Decision{Outcome: OutcomeAuthenticate, Reason: ReasonAuthRequired, Rule: i, RuleName: r.name, Need: need}
 			}
 		} else if !r.subjectHolds(f) {
 			continue
@@ -208,8 +217,14 @@ func (r *rule) subjectHolds(f *Facts) bool {
 	if len(r.notGroups) > 0 && containsAny(r.notGroups, f.Groups) {
 		return false
 	}
+	if len(r.behavior) > 0 && !containsAny(r.behavior, f.Behavior) {
+		return false
+	}
 	return true
 }
+
+// behaviorWords are the signals a rule's Behavior may name.
+var behaviorWords = []string{"new_device", "new_ip", "new_country", "impossible_travel"}
 
 func (r *rule) pathHolds(p string, fb *foldBuf) bool {
 	for _, pt := range r.paths {

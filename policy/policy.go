@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -86,6 +87,13 @@ type RuleDef struct {
 	Groups []string
 	// NotGroups holds when the signed-in user is in none of these groups (exact).
 	NotGroups []string
+	// Behavior holds when the session's sign-in was flagged with at least one of these
+	// signals ([Facts.Behavior]): "new_device", "new_ip", "new_country" or
+	// "impossible_travel", lower case. Like users and groups, it needs a signed-in user.
+	// Typically a rule with Behavior asks for one more factor before the rule that allows.
+	// Its OutcomeAuthenticate for an anonymous client carries no Need: the factors are asked
+	// for by a step-up once a sign-in is flagged, not of every sign-in.
+	Behavior []string
 
 	// Methods holds when the HTTP method is one of these. Each must be an RFC 7230 token; they
 	// are compared without regard to case.
@@ -158,6 +166,7 @@ type rule struct {
 	device    deviceMask // every bit must be set in the device's state; 0 when no condition
 	devWords  []string   // the Device words, lower case, as given (for Trace)
 	platforms []string
+	behavior  []string // lower case, from behaviorWords
 
 	users     []string
 	groups    []string
@@ -245,7 +254,7 @@ func compileRule(rd RuleDef, zi ZoneIndex) (rule, error) {
 	if err := checkAuth(rd.Auth); err != nil {
 		return r, err
 	}
-	r.hasSubject = len(rd.Users) > 0 || len(rd.Groups) > 0 || len(rd.NotGroups) > 0
+	r.hasSubject = len(rd.Users) > 0 || len(rd.Groups) > 0 || len(rd.NotGroups) > 0 || len(rd.Behavior) > 0
 	if rd.Action == Allow && rd.Auth == AuthNone && r.hasSubject {
 		return r, errors.New("an allow with auth none cannot have user or group conditions")
 	}
@@ -281,6 +290,13 @@ func compileRule(rd RuleDef, zi ZoneIndex) (rule, error) {
 	}
 	if r.notGroups, err = names("group", rd.NotGroups); err != nil {
 		return r, err
+	}
+	for _, w := range rd.Behavior {
+		lw := strings.ToLower(w)
+		if !slices.Contains(behaviorWords, lw) {
+			return r, fmt.Errorf("unknown behavior %q (want new_device, new_ip, new_country or impossible_travel)", w)
+		}
+		r.behavior = append(r.behavior, lw)
 	}
 	for _, m := range rd.Methods {
 		if !isToken(m) {

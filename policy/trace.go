@@ -35,6 +35,8 @@ const (
 	CondGroups
 	// CondNotGroups: the signed-in user is in a group the rule excludes.
 	CondNotGroups
+	// CondBehavior: the session's sign-in was flagged with none of the rule's behavior signals.
+	CondBehavior
 	// CondFactors: the sign-in lacks a factor the rule needs. The rule decides OutcomeStepUp.
 	CondFactors
 	// CondFreshness: the sign-in is older than the rule's Within (or its time is unknown). The
@@ -67,6 +69,8 @@ func (c Cond) String() string {
 		return "group"
 	case CondNotGroups:
 		return "not_group"
+	case CondBehavior:
+		return "behavior"
 	case CondFactors:
 		return "factors"
 	case CondFreshness:
@@ -273,6 +277,10 @@ func (r *rule) subjectMiss(f *Facts) *Miss {
 		}
 		return &Miss{Cond: CondNotGroups, Want: clone(r.notGroups), Got: in,
 			Why: fmt.Sprintf("not_group: user %s is in %s, which the rule excludes", quoteOdd(f.User), list(in))}
+	}
+	if len(r.behavior) > 0 && !containsAny(r.behavior, f.Behavior) {
+		return &Miss{Cond: CondBehavior, Want: clone(r.behavior), Got: clone(f.Behavior),
+			Why: fmt.Sprintf("behavior: the sign-in was flagged with none of %s (flagged: %s)", list(r.behavior), listOrNone(f.Behavior))}
 	}
 	return nil
 }

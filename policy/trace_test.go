@@ -255,7 +255,7 @@ func TestCondString(t *testing.T) {
 	for c := CondZones; c <= CondFreshness+1; c++ {
 		got = append(got, c.String())
 	}
-	want := []string{"zone", "not_zone", "device", "platform", "method", "path", "user needed", "user", "group", "not_group", "factors", "freshness", "Cond(13)"}
+	want := []string{"zone", "not_zone", "device", "platform", "method", "path", "user needed", "user", "group", "not_group", "behavior", "factors", "freshness", "Cond(14)"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}

@@ -42,7 +42,10 @@ type Session struct {
 	Predecessors []string `json:"prev,omitempty"`
 	// DeviceID is the device a gate session was started from (its client certificate), so a
 	// device falling out of compliance can end its sessions.
-	DeviceID    string        `json:"device,omitempty"`
+	DeviceID string `json:"device,omitempty"`
+	// Behavior are the signals the sign-in behind the session was flagged with
+	// ("new_country", "impossible_travel", ...), for policies.
+	Behavior    []string      `json:"behavior,omitempty"`
 	CreatedAt   time.Time     `json:"created"`
 	LastSeenAt  time.Time     `json:"last_seen"`
 	ExpiresAt   time.Time     `json:"expires"` // absolute expiry
