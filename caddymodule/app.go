@@ -192,6 +192,9 @@ type RuleConfig struct {
 	// Behavior: the sign-in was flagged with one of these signals (new_device, new_ip,
 	// new_country, impossible_travel). Typically with factors, to ask for one more.
 	Behavior []string `json:"behavior,omitempty"`
+	// RegisterDevice: an allow by this rule registers the browser as a device of the user
+	// (a device cookie) when no device was identified. Needs the devices option.
+	RegisterDevice bool `json:"register_device,omitempty"`
 }
 
 // BruteForceConfig tunes the IdP's sign-in limits; zero fields keep the defaults.
@@ -312,7 +315,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 
 	if a.Devices != nil {
-		if a.devices, err = newDevices(a.Devices, a.store, a.logger.With("component", "devices")); err != nil {
+		if a.devices, err = newDevices(a.Devices, a.store, deviceCookieKey(a.secrets.CookieKey), a.logger.With("component", "devices")); err != nil {
 			return err
 		}
 		a.devices.reg.OnChange(func(ctx context.Context, before, after device.Device) {
@@ -615,7 +618,7 @@ func (pc PolicyConfig) def() (policy.Def, error) {
 		r := policy.RuleDef{
 			Name: rc.Name, Zones: rc.Zones, NotZones: rc.NotZones, Users: rc.Users,
 			Groups: rc.Groups, NotGroups: rc.NotGroups, Methods: rc.Methods, Paths: rc.Paths,
-			Device: rc.Device, Platforms: rc.Platforms, Behavior: rc.Behavior,
+			Device: rc.Device, Platforms: rc.Platforms, Behavior: rc.Behavior, RegisterDevice: rc.RegisterDevice,
 			Factors: rc.Factors, Within: time.Duration(rc.Within),
 		}
 		if r.Action, err = parseAction(rc.Action, ""); err != nil {

@@ -342,7 +342,7 @@ func checkZonesAndPolicies(d *caddyfile.Dispenser, app *App, policyLines []int) 
 	if app.Devices == nil {
 		for _, pc := range app.Policies {
 			for i, rc := range pc.Rules {
-				if len(rc.Device)+len(rc.Platforms) > 0 {
+				if len(rc.Device)+len(rc.Platforms) > 0 || rc.RegisterDevice {
 					return d.Errf("policy %q: rule %d: device conditions need the devices option (how devices are identified)", pc.Name, i+1)
 				}
 			}
@@ -953,6 +953,11 @@ func parseRule(d *caddyfile.Dispenser, n int) (RuleConfig, error) {
 				return r, d.ArgErr()
 			}
 			r.Action = "deny"
+		case "register_device":
+			if len(args) != 0 {
+				return r, d.ArgErr()
+			}
+			r.RegisterDevice = true
 		case "zone", "not_zone", "user", "group", "not_group", "method", "path", "device", "platform", "behavior":
 			if len(args) == 0 {
 				return r, d.Errf("rule %d: %s needs at least one value", n, key)
@@ -987,7 +992,7 @@ func parseRule(d *caddyfile.Dispenser, n int) (RuleConfig, error) {
 				r.Behavior = append(r.Behavior, args...)
 			}
 		default:
-			return r, d.Errf("rule %d: unknown condition %q (want allow, deny, zone, not_zone, user, group, not_group, method, path, device, platform or behavior)", n, key)
+			return r, d.Errf("rule %d: unknown condition %q (want allow, deny, zone, not_zone, user, group, not_group, method, path, device, platform, behavior or register_device)", n, key)
 		}
 	}
 	if r.Action == "" {

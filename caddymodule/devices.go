@@ -2,6 +2,8 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +41,7 @@ const webhookPath = "/api/v1/devices/compliance"
 // devices is the app's device posture: identity, registry and a short cache.
 type devices struct {
 	id      device.CertIdentity
+	cookie  device.CookieIdentity // browsers registered by a rule's register_device
 	reg     *device.Registry
 	webhook *device.Webhook // nil: no webhook
 	ttl     time.Duration
@@ -55,12 +58,13 @@ type cachedDevice struct {
 	until time.Time
 }
 
-func newDevices(cfg *DevicesConfig, st store.Store, logger *slog.Logger) (*devices, error) {
+func newDevices(cfg *DevicesConfig, st store.Store, cookieKey []byte, logger *slog.Logger) (*devices, error) {
 	d := &devices{
-		id:    device.CertIdentity{Field: device.IDField(cfg.IDFrom), Prefix: cfg.IDPrefix},
-		reg:   device.NewRegistry(st, time.Now, logger),
-		ttl:   time.Duration(cfg.CacheTTL),
-		cache: make(map[string]cachedDevice),
+		cookie: device.CookieIdentity{Key: cookieKey},
+		id:     device.CertIdentity{Field: device.IDField(cfg.IDFrom), Prefix: cfg.IDPrefix},
+		reg:    device.NewRegistry(st, time.Now, logger),
+		ttl:    time.Duration(cfg.CacheTTL),
+		cache:  make(map[string]cachedDevice),
 	}
 	if d.ttl == 0 {
 		d.ttl = time.Second
@@ -101,9 +105,34 @@ func newDevices(cfg *DevicesConfig, st store.Store, logger *slog.Logger) (*devic
 	return d, nil
 }
 
+// identify names the request's device: its verified client certificate, or else a device
+// cookie issued to userID ("" before the user is known). owner is the cookie's user ("" for
+// a certificate).
+func (d *devices) identify(r *http.Request, userID string) (id, owner string, ok bool) {
+	if id, ok := d.id.FromRequest(r); ok {
+		return id, "", true
+	}
+	return d.cookie.FromRequest(r, userID)
+}
+
+// deviceID is the gate's DeviceID: the device a session is started from.
+func (d *devices) deviceID(r *http.Request, userID string) (string, bool) {
+	id, _, ok := d.identify(r, userID)
+	return id, ok
+}
+
+// register registers the browser as a device of userID and gives it the device cookie.
+func (d *devices) register(w http.ResponseWriter, r *http.Request, userID string) error {
+	id := device.NewCookieDeviceID()
+	if _, err := d.reg.Register(r.Context(), device.Device{ID: id, Owner: userID, Source: "browser"}); err != nil {
+		return err
+	}
+	return d.cookie.Issue(w, r, id, userID)
+}
+
 // posture is the gate's device resolver: what the policy knows about the request's device.
-func (d *devices) posture(r *http.Request) (policy.Device, error) {
-	id, ok := d.id.FromRequest(r)
+func (d *devices) posture(r *http.Request, userID string) (policy.Device, error) {
+	id, owner, ok := d.identify(r, userID)
 	if !ok {
 		return policy.Device{Trust: string(device.TrustUnknown)}, nil
 	}
@@ -117,8 +146,10 @@ func (d *devices) posture(r *http.Request) (policy.Device, error) {
 	dev, err := d.reg.Get(r.Context(), id)
 	var pd policy.Device
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		pd = policy.Device{Trust: string(device.TrustUnknown)} // a certificate for a device nobody registered
+	case errors.Is(err, store.ErrNotFound), err == nil && owner != "" && dev.Owner != owner:
+		// A certificate for a device nobody registered, or a cookie of a device deleted or
+		// given to someone else since.
+		pd = policy.Device{Trust: string(device.TrustUnknown)}
 	case err != nil:
 		return policy.Device{}, err
 	default:
@@ -170,4 +201,12 @@ func deviceEvents(before, after device.Device) []audit.Event {
 		out = append(out, base("device.lifecycle.unsuspend", audit.OutcomeSuccess, ""))
 	}
 	return out
+}
+
+// deviceCookieKey derives the device cookies' key from the session cookie key, so the two
+// kinds of cookie cannot stand in for each other.
+func deviceCookieKey(cookieKey []byte) []byte {
+	m := hmac.New(sha256.New, cookieKey)
+	m.Write([]byte("zonegate device cookie key"))
+	return m.Sum(nil)
 }

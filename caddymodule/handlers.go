@@ -98,7 +98,8 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	}
 	if app.devices != nil {
 		cfg.Device = app.devices.posture
-		cfg.DeviceID = app.devices.id.FromRequest
+		cfg.DeviceID = app.devices.deviceID
+		cfg.RegisterDevice = app.devices.register
 	}
 	switch {
 	case g.OIDC != nil:

@@ -184,7 +184,7 @@ func (g *Gate) finishLogin(w http.ResponseWriter, r *http.Request, clientIP neti
 		ParentID: cl.SID,
 	}
 	if g.cfg.DeviceID != nil {
-		sess.DeviceID, _ = g.cfg.DeviceID(r)
+		sess.DeviceID, _ = g.cfg.DeviceID(r, sess.UserID)
 	}
 	if sess.Username == "" {
 		sess.Username = cl.Subject

@@ -28,7 +28,7 @@ func TestDevicePosture(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.Policy = p
-		c.Device = func(*http.Request) (policy.Device, error) { return posture, postureErr }
+		c.Device = func(*http.Request, string) (policy.Device, error) { return posture, postureErr }
 	})
 	alice := h.signIn("alice", "staff")
 	var got http.Header
@@ -88,5 +88,51 @@ func TestDeviceTrustHeaderStrippedWithoutDevices(t *testing.T) {
 	}
 	if v := r.Header.Get("X-Device-Trust"); v != "" {
 		t.Fatalf("X-Device-Trust %q reached the backend of a gate without devices", v)
+	}
+}
+
+// TestRegisterDevice: an allowing rule with register_device has the gate register the
+// browser for the signed-in user when no device was identified, and not otherwise; a failed
+// registration does not refuse the request.
+func TestRegisterDevice(t *testing.T) {
+	known := false
+	var regErr error
+	var registered []string
+	h := newHarness(t, func(h *harness, c *Config) {
+		p, err := policy.Compile(policy.Def{Name: "reg", Rules: []policy.RuleDef{
+			{Name: "register", Action: policy.Allow, RegisterDevice: true},
+		}}, h.zones)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Policy = p
+		c.Device = func(_ *http.Request, userID string) (policy.Device, error) {
+			return policy.Device{Known: known}, nil
+		}
+		c.RegisterDevice = func(w http.ResponseWriter, _ *http.Request, userID string) error {
+			registered = append(registered, userID)
+			return regErr
+		}
+	})
+	alice := h.signIn("alice", "staff")
+	run := func() bool {
+		return h.gate.Check(httptest.NewRecorder(), request("GET", "/app", &alice, nil), ipOffice)
+	}
+	if !run() || len(registered) != 1 || registered[0] != alice.session.UserID {
+		t.Fatalf("unknown device: registered %v", registered)
+	}
+	known = true
+	if !run() || len(registered) != 1 {
+		t.Fatalf("known device registered again: %v", registered)
+	}
+	known, regErr = false, errors.New("store: unavailable")
+	if !run() || len(registered) != 2 {
+		t.Fatalf("a failed registration refused the request or was not tried: %v", registered)
+	}
+	if !run() || len(registered) != 3 {
+		t.Fatal("the next request did not try again")
+	}
+	if h.gate.Check(httptest.NewRecorder(), request("GET", "/app", nil, nil), ipOffice) || len(registered) != 3 {
+		t.Fatal("an anonymous request registered a device")
 	}
 }

@@ -82,10 +82,15 @@ type Config struct {
 	// Device, when set, says what is known about the request's device (from a verified
 	// client certificate and the device registry); the policy's device conditions and the
 	// device trust header use it. An error fails the request closed (503).
-	Device func(r *http.Request) (policy.Device, error)
+	// userID is the signed-in user ("" when anonymous): a device cookie counts only for the
+	// user it was issued to.
+	Device func(r *http.Request, userID string) (policy.Device, error)
 	// DeviceID, when set, names the request's device; a session started from a device records
 	// it, so the device's sessions can be ended when it falls out of compliance.
-	DeviceID func(r *http.Request) (string, bool)
+	DeviceID func(r *http.Request, userID string) (string, bool)
+	// RegisterDevice, when set, registers the browser as a device of userID (a device cookie
+	// on the response) when an allowing rule asks for it and no device was identified.
+	RegisterDevice func(w http.ResponseWriter, r *http.Request, userID string) error
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -340,7 +345,11 @@ func (g *Gate) check(w http.ResponseWriter, r *http.Request, clientIP netip.Addr
 	// 4b. Device posture, when the gate identifies devices.
 	var dev policy.Device
 	if g.cfg.Device != nil {
-		if dev, err = g.cfg.Device(r); err != nil {
+		uid := ""
+		if s != nil {
+			uid = s.UserID
+		}
+		if dev, err = g.cfg.Device(r, uid); err != nil {
 			rid := newRequestID()
 			g.log.LogAttrs(r.Context(), slog.LevelError, "reading the device's posture failed; refusing the request",
 				slog.String("error", err.Error()), slog.String("ip", clientIP.String()), slog.String("request_id", rid))
@@ -372,6 +381,13 @@ func (g *Gate) decide(w http.ResponseWriter, r *http.Request, clientIP netip.Add
 	case policy.OutcomeAllow:
 		if g.cfg.Device != nil && g.hdr.deviceTrust != "" {
 			r.Header[g.hdr.deviceTrust] = trustHeaderValue(dev.Trust)
+		}
+		if d.RegisterDevice && s != nil && !dev.Known && g.cfg.RegisterDevice != nil {
+			// The request is allowed whether or not this works; the next one tries again.
+			if err := g.cfg.RegisterDevice(w, r, s.UserID); err != nil {
+				g.log.LogAttrs(r.Context(), slog.LevelWarn, "registering the browser as a device failed",
+					slog.String("user", s.Username), slog.String("error", err.Error()))
+			}
 		}
 		if !g.allow(w, r, s, d, zm, clientIP) {
 			return verdict{outcome: OutcomeUnavailable, reason: "identity"}

@@ -65,7 +65,7 @@ func (g *Gate) stillNeedsFactors(w http.ResponseWriter, r *http.Request, s *webs
 		Behavior: s.Behavior,
 	}
 	if g.cfg.Device != nil {
-		if dev, err := g.cfg.Device(r); err == nil {
+		if dev, err := g.cfg.Device(r, s.UserID); err == nil {
 			f.Device = dev
 		}
 	}

@@ -52,3 +52,21 @@ func TestBehaviorRule(t *testing.T) {
 		t.Errorf("unknown behavior: %v", err)
 	}
 }
+
+func TestRegisterDeviceRule(t *testing.T) {
+	p := mustCompile(t, Def{Rules: []RuleDef{
+		{Name: "plant", Action: Allow, Device: []string{"registered"}, Paths: []string{"/plant/*"}},
+		{Name: "register", Action: Allow, RegisterDevice: true, Groups: []string{"staff"}},
+	}})
+	bob := Facts{Authenticated: true, User: "bob", Groups: []string{"staff"}, Path: "/app"}
+	if d := p.Evaluate(&bob); d.Outcome != OutcomeAllow || !d.RegisterDevice || d.RuleName != "register" {
+		t.Errorf("staff page: %v register %v, want allow asking to register the device", d, d.RegisterDevice)
+	}
+	bob.Path, bob.Device = "/plant/x", Device{Known: true, Trust: "UNKNOWN"}
+	if d := p.Evaluate(&bob); d.Outcome != OutcomeAllow || d.RegisterDevice || d.RuleName != "plant" {
+		t.Errorf("plant page from a registered device: %v register %v", d, d.RegisterDevice)
+	}
+	if _, err := Compile(Def{Rules: []RuleDef{{Action: Deny, RegisterDevice: true}}}, testZones); err == nil || !strings.Contains(err.Error(), "register_device needs an allow") {
+		t.Errorf("register_device on a deny: %v", err)
+	}
+}

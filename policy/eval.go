@@ -107,6 +107,9 @@ type Decision struct {
 	// Need is what the deciding rule needs from the sign-in, for an OutcomeStepUp and for an
 	// OutcomeAuthenticate from a rule with Factors or Within; the zero Requirement otherwise.
 	Need Requirement
+	// RegisterDevice is set on an OutcomeAllow by a rule with RegisterDevice: the gate should
+	// register the browser as a device of the user when no device was identified.
+	RegisterDevice bool
 }
 
 // String describes the decision for logs, e.g. `deny (rule_deny: rule 2 "contractors")` or
@@ -173,7 +176,7 @@ func (p *Policy) evaluate(f *Facts, fb *foldBuf) Decision {
 			return Decision{Outcome: OutcomeStepUp, Reason: ReasonStepUpRequired, Rule: i, RuleName: r.name, Need: r.need}
 		}
 		if r.action == Allow {
-			return Decision{Outcome: OutcomeAllow, Reason: ReasonRuleAllow, Rule: i, RuleName: r.name}
+			return Decision{Outcome: OutcomeAllow, Reason: ReasonRuleAllow, Rule: i, RuleName: r.name, RegisterDevice: r.registerDevice}
 		}
 		return Decision{Outcome: OutcomeDeny, Reason: ReasonRuleDeny, Rule: i, RuleName: r.name}
 	}

@@ -351,25 +351,25 @@ func refEvaluate(def Def, f *Facts) Decision {
 		hasSubject := len(r.Users) > 0 || len(r.Groups) > 0 || len(r.NotGroups) > 0
 		if !f.Authenticated {
 			if hasSubject || (r.Action == Allow && r.Auth == AuthUser) {
-				return Decision{OutcomeAuthenticate, ReasonAuthRequired, i, name, refNeed(r)}
+				return Decision{OutcomeAuthenticate, ReasonAuthRequired, i, name, refNeed(r), false}
 			}
 		} else if !refSubjectHolds(r, f) {
 			continue
 		} else if !refSignInHolds(r, f) {
-			return Decision{OutcomeStepUp, ReasonStepUpRequired, i, name, refNeed(r)}
+			return Decision{OutcomeStepUp, ReasonStepUpRequired, i, name, refNeed(r), false}
 		}
 		if r.Action == Allow {
-			return Decision{OutcomeAllow, ReasonRuleAllow, i, name, Requirement{}}
+			return Decision{OutcomeAllow, ReasonRuleAllow, i, name, Requirement{}, r.RegisterDevice}
 		}
-		return Decision{OutcomeDeny, ReasonRuleDeny, i, name, Requirement{}}
+		return Decision{OutcomeDeny, ReasonRuleDeny, i, name, Requirement{}, false}
 	}
 	if def.Default == Allow {
 		if !f.Authenticated && def.DefaultAuth == AuthUser {
-			return Decision{OutcomeAuthenticate, ReasonAuthRequired, -1, "", Requirement{}}
+			return Decision{OutcomeAuthenticate, ReasonAuthRequired, -1, "", Requirement{}, false}
 		}
-		return Decision{OutcomeAllow, ReasonDefaultAllow, -1, "", Requirement{}}
+		return Decision{OutcomeAllow, ReasonDefaultAllow, -1, "", Requirement{}, false}
 	}
-	return Decision{OutcomeDeny, ReasonDefaultDeny, -1, "", Requirement{}}
+	return Decision{OutcomeDeny, ReasonDefaultDeny, -1, "", Requirement{}, false}
 }
 
 // refNeed is what rule r needs from the sign-in, as RuleDef.Factors and Within document.

@@ -94,6 +94,10 @@ type RuleDef struct {
 	// Its OutcomeAuthenticate for an anonymous client carries no Need: the factors are asked
 	// for by a step-up once a sign-in is flagged, not of every sign-in.
 	Behavior []string
+	// RegisterDevice makes an Allow of this rule ask the gate to register the browser as a
+	// device of the signed-in user (a device cookie) when no device was identified, so later
+	// rules can ask for "device registered". Only with Action Allow.
+	RegisterDevice bool
 
 	// Methods holds when the HTTP method is one of these. Each must be an RFC 7230 token; they
 	// are compared without regard to case.
@@ -167,6 +171,8 @@ type rule struct {
 	devWords  []string   // the Device words, lower case, as given (for Trace)
 	platforms []string
 	behavior  []string // lower case, from behaviorWords
+	// registerDevice: an Allow asks the gate to register the browser (RuleDef.RegisterDevice).
+	registerDevice bool
 
 	users     []string
 	groups    []string
@@ -291,6 +297,10 @@ func compileRule(rd RuleDef, zi ZoneIndex) (rule, error) {
 	if r.notGroups, err = names("group", rd.NotGroups); err != nil {
 		return r, err
 	}
+	if rd.RegisterDevice && rd.Action != Allow {
+		return r, errors.New("register_device needs an allow")
+	}
+	r.registerDevice = rd.RegisterDevice
 	for _, w := range rd.Behavior {
 		lw := strings.ToLower(w)
 		if !slices.Contains(behaviorWords, lw) {

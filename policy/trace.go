@@ -174,7 +174,7 @@ func (p *Policy) TraceWith(f *Facts, o TraceOptions) (Decision, []Step) {
 		st.Matched = true
 		steps = append(steps, st)
 		if r.action == Allow {
-			return Decision{Outcome: OutcomeAllow, Reason: ReasonRuleAllow, Rule: i, RuleName: r.name}, steps
+			return Decision{Outcome: OutcomeAllow, Reason: ReasonRuleAllow, Rule: i, RuleName: r.name, RegisterDevice: r.registerDevice}, steps
 		}
 		return Decision{Outcome: OutcomeDeny, Reason: ReasonRuleDeny, Rule: i, RuleName: r.name}, steps
 	}
