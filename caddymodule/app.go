@@ -425,29 +425,36 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 	a.idp, err = idp.New(ctx, idp.Config{
-		Issuer:     a.Issuer,
-		Store:      a.store,
-		Users:      a.users,
-		Sessions:   a.idpSess,
-		CSRF:       a.csrf,
-		CryptoKey:  a.secrets.OIDCCryptoKey,
-		Clients:    clients,
-		Zones:      a.zones,
-		ClientIP:   clientIP,
-		BruteForce: a.BruteForce.idp(),
-		SignIns:    a.metrics,
-		TOTP:       otp,
-		Passkeys:   keys,
-		Lifecycle:  lifecycle{a.accounts},
-		OnLockout:  a.lockedOut,
-		NotActive:  func(err error) bool { return errors.Is(err, accounts.ErrNotActive) },
-		Events:     a.audit,
-		Logger:     a.logger.With("component", "idp"),
+		Issuer:      a.Issuer,
+		Store:       a.store,
+		Users:       a.users,
+		Sessions:    a.idpSess,
+		CSRF:        a.csrf,
+		CryptoKey:   a.secrets.OIDCCryptoKey,
+		Clients:     clients,
+		Zones:       a.zones,
+		ClientIP:    clientIP,
+		BruteForce:  a.BruteForce.idp(),
+		SignIns:     a.metrics,
+		TOTP:        otp,
+		Passkeys:    keys,
+		Lifecycle:   lifecycle{a.accounts},
+		DeviceID:    a.idpDeviceID(),
+		DeviceTrust: a.deviceTrust(),
+		OnLockout:   a.lockedOut,
+		NotActive:   func(err error) bool { return errors.Is(err, accounts.ErrNotActive) },
+		Events:      a.audit,
+		Logger:      a.logger.With("component", "idp"),
 	})
 	if err != nil {
 		return fmt.Errorf("zonegate: starting the IdP: %w", err)
 	}
 	a.factors = factors{keys: keys, codes: otp}
+	if a.devices != nil {
+		// A device falling out of compliance also ends the IdP sessions and refresh tokens
+		// started from it.
+		a.devices.endSessions = a.idp.RevokeDevice
+	}
 	if err := a.openAdminAPI(keys, otp); err != nil {
 		return err
 	}

@@ -210,3 +210,27 @@ func deviceCookieKey(cookieKey []byte) []byte {
 	m.Write([]byte("zonegate device cookie key"))
 	return m.Sum(nil)
 }
+
+// idpDeviceID is the IdP's device identity: a client certificate on the issuer's site (device
+// cookies belong to the gates' hosts). Nil without devices.
+func (a *App) idpDeviceID() func(r *http.Request) (string, bool) {
+	if a.devices == nil {
+		return nil
+	}
+	return a.devices.id.FromRequest
+}
+
+// deviceTrust is the trust level of a registered device for the IdP's device_trust claim.
+// Nil without devices.
+func (a *App) deviceTrust() func(ctx context.Context, id string) string {
+	if a.devices == nil {
+		return nil
+	}
+	return func(ctx context.Context, id string) string {
+		dev, err := a.devices.reg.Get(ctx, id)
+		if err != nil {
+			return string(device.TrustUnknown)
+		}
+		return string(dev.Trust())
+	}
+}

@@ -40,6 +40,8 @@ type authRequest struct {
 	// SessionExpiresAt is the session's absolute expiry: the back-channel logout record of
 	// the clients that received tokens under it lives as long.
 	SessionExpiresAt time.Time `json:"sid_expires,omitzero"`
+	// DeviceID is the device the session was started from, if known.
+	DeviceID string `json:"device,omitempty"`
 }
 
 var (

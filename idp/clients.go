@@ -22,6 +22,9 @@ import (
 const (
 	scopeGroups = "groups"
 	claimGroups = "groups"
+	// claimDeviceTrust is the trust of the device the sign-in came from: TRUSTED,
+	// NOT_TRUSTED or UNKNOWN (ID tokens, when the IdP knows devices).
+	claimDeviceTrust = "device_trust"
 )
 
 // Grant types a Client may list in GrantTypes.

@@ -263,6 +263,13 @@ type Config struct {
 	// "not active" errors from failures to decide (which refuse with 503).
 	Lifecycle Lifecycle
 	NotActive func(error) bool
+	// DeviceID, when set, names the browser's device at the IdP (a client certificate Caddy
+	// verified on the issuer's site). Sessions and refresh tokens started from a device record
+	// it, RevokeDevice ends them, and ID tokens carry the device's trust (DeviceTrust).
+	DeviceID func(r *http.Request) (string, bool)
+	// DeviceTrust returns a device's trust level (TRUSTED, NOT_TRUSTED or UNKNOWN) for the
+	// device_trust claim; nil leaves the claim out.
+	DeviceTrust func(ctx context.Context, deviceID string) string
 	// OnLockout, when set, hears when the sign-in counters lock a known user out, and until
 	// when (to show the account as locked out; ClearLockout undoes it).
 	OnLockout func(ctx context.Context, userID string, until time.Time)
@@ -301,16 +308,18 @@ type IdP struct {
 	// introspection); set once in New.
 	clientAuthPaths map[string]bool
 
-	zones     *zones.Table
-	clientIP  func(*http.Request) netip.Addr
-	brute     *bruteForce // sign-in limiters; nil when disabled
-	signIns   SignInObserver
-	totp      *totp.Manager    // second factor; nil when off
-	passkeys  *passkey.Manager // security keys and passkeys; nil when off
-	lifecycle Lifecycle
-	notActive func(error) bool
-	onLockout func(ctx context.Context, userID string, until time.Time)
-	events    EventSink
+	zones       *zones.Table
+	clientIP    func(*http.Request) netip.Addr
+	brute       *bruteForce // sign-in limiters; nil when disabled
+	signIns     SignInObserver
+	totp        *totp.Manager    // second factor; nil when off
+	passkeys    *passkey.Manager // security keys and passkeys; nil when off
+	lifecycle   Lifecycle
+	notActive   func(error) bool
+	onLockout   func(ctx context.Context, userID string, until time.Time)
+	deviceID    func(r *http.Request) (string, bool)
+	deviceTrust func(ctx context.Context, deviceID string) string
+	events      EventSink
 
 	jwksClient  *http.Client // fetches clients' JWKSURL
 	backchannel *backchannel // sends back-channel logout tokens
@@ -381,6 +390,8 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 		lifecycle:           cfg.Lifecycle,
 		notActive:           cfg.NotActive,
 		onLockout:           cfg.OnLockout,
+		deviceID:            cfg.DeviceID,
+		deviceTrust:         cfg.DeviceTrust,
 		events:              cfg.Events,
 		jwksClient:          newJWKSClient(),
 	}
@@ -421,7 +432,7 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 		BackChannelLogoutSessionSupported: true,
 		SupportedClaims: []string{
 			"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "amr", "c_hash", "at_hash",
-			"azp", "sid", "preferred_username", "name", "email", "email_verified", claimGroups,
+			"azp", "sid", "preferred_username", "name", "email", "email_verified", claimGroups, claimDeviceTrust,
 		},
 	}, p.storage, op.StaticIssuer(p.issuer), opts...)
 	if err != nil {

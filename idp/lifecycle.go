@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+
+	"github.com/zonegate/zonegate/websession"
 )
 
 // Lifecycle says whether a user's account state lets them in (an *accounts.Manager
@@ -55,5 +57,22 @@ func (p *IdP) RevokeUser(ctx context.Context, userID string) (int, error) {
 		return 0, fmt.Errorf("idp: revoking a user: %w", err)
 	}
 	p.log.InfoContext(ctx, "idp: user revoked: sessions and tokens ended", slog.String("user_id", userID), slog.Int("sessions", n))
+	return n, nil
+}
+
+// RevokeDevice ends what a user holds from one device: the IdP and gate sessions started
+// from it and the refresh token families (with their access tokens) issued to it. It is what
+// a device falling out of compliance does. It returns how many sessions ended.
+func (p *IdP) RevokeDevice(ctx context.Context, userID, deviceID string) (int, error) {
+	if userID == "" || deviceID == "" {
+		return 0, errors.New("idp: revoking a device: empty user or device id")
+	}
+	if err := p.storage.revokeFamilies(ctx, userID, func(f refreshFamily) bool { return f.DeviceID == deviceID }); err != nil {
+		return 0, fmt.Errorf("idp: revoking a device: %w", err)
+	}
+	n, err := p.sessions.RevokeMatching(ctx, userID, func(s *websession.Session) bool { return s.DeviceID == deviceID })
+	if err != nil {
+		return n, fmt.Errorf("idp: revoking a device: %w", err)
+	}
 	return n, nil
 }

@@ -153,7 +153,12 @@ func (p *IdP) signedIn(w http.ResponseWriter, r *http.Request, a *authRequest, u
 		p.renderMessage(w, r, http.StatusServiceUnavailable, "Sign in", msgUnavailable, "")
 		return
 	}
+	var deviceID string
+	if p.deviceID != nil {
+		deviceID, _ = p.deviceID(r)
+	}
 	sess, err := p.sessions.Start(w, r, websession.Session{
+		DeviceID:     deviceID,
 		Kind:         sessionKind,
 		UserID:       u.ID,
 		Username:     u.Username,
@@ -273,6 +278,7 @@ func (p *IdP) complete(w http.ResponseWriter, r *http.Request, a *authRequest, s
 		a.AMR = slices.Clone(s.AMR)
 		a.SessionID = s.ID
 		a.SessionExpiresAt = s.ExpiresAt
+		a.DeviceID = s.DeviceID
 		return a, time.Time{}, nil
 	})
 	if err != nil {

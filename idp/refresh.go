@@ -39,11 +39,13 @@ const refreshTokenIDPrefix = "refresh."
 // Deleting it revokes every refresh and access token of the family at once: both look it
 // up before they are honoured.
 type refreshFamily struct {
-	ID        string    `json:"id"`
-	ClientID  string    `json:"client_id"`
-	Subject   string    `json:"sub"`
-	Username  string    `json:"username"`
-	SessionID string    `json:"sid,omitempty"`
+	ID        string `json:"id"`
+	ClientID  string `json:"client_id"`
+	Subject   string `json:"sub"`
+	Username  string `json:"username"`
+	SessionID string `json:"sid,omitempty"`
+	// DeviceID is the device the sign-in came from, if known: RevokeDevice ends the family.
+	DeviceID  string    `json:"device,omitempty"`
 	Scopes    []string  `json:"scopes"`
 	AMR       []string  `json:"amr,omitempty"`
 	AuthTime  time.Time `json:"auth_time,omitzero"`
@@ -191,6 +193,7 @@ func (s *opStorage) startFamily(ctx context.Context, a *authRequest) (string, st
 		Subject:   a.UserID,
 		Username:  a.Username,
 		SessionID: a.SessionID,
+		DeviceID:  a.DeviceID,
 		Scopes:    slices.Clone(a.Scopes),
 		AMR:       slices.Clone(a.AMR),
 		AuthTime:  a.AuthTime,

@@ -405,13 +405,13 @@ func (s *opStorage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, strin
 // SetUserinfoFromRequest fills the ID token's user claims, at sign-in and at refresh.
 // scopes are the ones op lets into the ID token (profile and email only for clients with
 // IDTokenUserinfoClaims); groups follows the same rule. The sid claim names the SSO session.
-func (s *opStorage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
-	var username, subject, clientID, sid string
+func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
+	var username, subject, clientID, sid, deviceID string
 	switch r := req.(type) {
 	case *authRequest:
-		username, subject, clientID, sid = r.Username, r.UserID, r.ClientID, r.SessionID
+		username, subject, clientID, sid, deviceID = r.Username, r.UserID, r.ClientID, r.SessionID, r.DeviceID
 	case *refreshRequest:
-		username, subject, clientID, sid = r.fam.Username, r.fam.Subject, r.fam.ClientID, r.fam.SessionID
+		username, subject, clientID, sid, deviceID = r.fam.Username, r.fam.Subject, r.fam.ClientID, r.fam.SessionID, r.fam.DeviceID
 	default:
 		return oidc.ErrServerError().WithDescription("unexpected token request")
 	}
@@ -426,6 +426,13 @@ func (s *opStorage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInf
 	setUserinfo(info, u, scopes, c.IDTokenUserinfoClaims)
 	if sid != "" {
 		info.AppendClaims("sid", sid)
+	}
+	if s.p.deviceTrust != nil {
+		trust := "UNKNOWN"
+		if deviceID != "" {
+			trust = s.p.deviceTrust(ctx, deviceID)
+		}
+		info.AppendClaims(claimDeviceTrust, trust)
 	}
 	return nil
 }
