@@ -66,42 +66,65 @@ func TestTOTPEnrollAndSignIn(t *testing.T) {
 }
 
 // TestStepUpForESignature: /esign/ needs a code from an authenticator, no older than five
-// minutes. Without an authenticator the user is told to add one (not sent round in circles);
-// with one, the gate sends the browser to sign in again and the code step lets it through.
+// minutes. A user without an authenticator sets one up during that sign-in, right after the
+// password, and goes on to the page; a user with a password-only session is stepped up (the
+// password again, then the set-up); a user with an authenticator is asked for a code.
 func TestStepUpForESignature(t *testing.T) {
 	e := startEnv(t)
-	c := newClient(t)
-	r := e.signIn(c, "/esign/batch-7/headers", "alice", "alice-demo-pass")
-	if r.status != http.StatusForbidden || !strings.Contains(r.body, "/account/totp") {
-		t.Fatalf("e-signature without an authenticator: %d at %s\n%s", r.status, r.url, r.body)
-	}
-	// Ordinary pages still work with the password-only session.
-	if got := headersJSON(t, c.do("GET", e.gate+"/headers", nil)); got["X-Remote-Auth-Methods"] != "pwd" {
-		t.Fatalf("ordinary page: %v", got)
-	}
 
-	// Add an authenticator, then sign the batch record: password and code again.
-	page := c.do("GET", e.idp+"/account/totp", nil)
-	m := secretRe.FindStringSubmatch(page.body)
-	if m == nil {
-		t.Fatalf("enrollment page: %d", page.status)
+	// alice goes straight to an e-signature: password, then an authenticator set up in the
+	// same sign-in, then the page.
+	c := newClient(t)
+	login := c.follow(e.gate + "/esign/batch-7/headers")
+	enroll := c.submitForm(login, url.Values{"username": {"alice"}, "password": {"alice-demo-pass"}})
+	m := secretRe.FindStringSubmatch(enroll.body)
+	if enroll.status != http.StatusOK || m == nil || !strings.Contains(enroll.body, `name="mfa"`) {
+		t.Fatalf("after the password: %d, want the authenticator set-up in the sign-in\n%s", enroll.status, enroll.body)
+	}
+	if c.cookie(e.idp, "zonegate_idp") != nil {
+		t.Fatal("a session was started before the authenticator was set up")
+	}
+	wrong := c.submitForm(enroll, url.Values{"otp": {"000000"}})
+	if wrong.status != http.StatusBadRequest || !strings.Contains(wrong.body, "That code is not valid") {
+		t.Fatalf("a wrong first code: %d\n%s", wrong.status, wrong.body)
 	}
 	code, _ := totp.GenerateCode(m[1], time.Now())
-	if added := c.submitForm(page, url.Values{"otp": {code}}); !strings.Contains(added.body, "Authenticator added") {
-		t.Fatalf("enrolling: %d", added.status)
-	}
-	login := c.follow(e.gate + "/esign/batch-7/headers")
-	if !strings.Contains(login.body, `name="password"`) {
-		t.Fatalf("step-up did not ask for the password again: %d at %s", login.status, login.url)
-	}
-	step := c.submitForm(login, url.Values{"username": {"alice"}, "password": {"alice-demo-pass"}})
-	if !strings.Contains(step.body, `name="otp"`) {
-		t.Fatalf("step-up did not ask for the code: %d\n%s", step.status, step.body)
-	}
-	next, _ := totp.GenerateCode(m[1], time.Now().Add(30*time.Second))
-	final := c.followFrom(c.submitForm(step, url.Values{"otp": {next}}))
+	final := c.followFrom(c.submitForm(wrong, url.Values{"otp": {code}}))
 	got := headersJSON(t, final)
 	if got["X-Remote-User"] != "alice" || got["X-Remote-Auth-Methods"] != "pwd,otp,mfa" || final.url.Path != "/esign/batch-7/headers" {
-		t.Fatalf("after the step-up: %v at %s", got, final.url)
+		t.Fatalf("after setting up the authenticator: %v at %s", got, final.url)
+	}
+
+	// bob signs in to an ordinary page with his password, then opens an e-signature: the gate
+	// sends him to sign in again, and he sets up an authenticator on the way.
+	b := newClient(t)
+	if got := headersJSON(t, e.signIn(b, "/headers", "bob", "bob-demo-pass")); got["X-Remote-Auth-Methods"] != "pwd" {
+		t.Fatalf("bob's ordinary page: %v", got)
+	}
+	again := b.follow(e.gate + "/esign/batch-8/headers")
+	if !strings.Contains(again.body, `name="password"`) {
+		t.Fatalf("step-up did not ask for the password again: %d at %s", again.status, again.url)
+	}
+	enroll = b.submitForm(again, url.Values{"username": {"bob"}, "password": {"bob-demo-pass"}})
+	mb := secretRe.FindStringSubmatch(enroll.body)
+	if mb == nil {
+		t.Fatalf("bob's step-up did not set up an authenticator: %d\n%s", enroll.status, enroll.body)
+	}
+	code, _ = totp.GenerateCode(mb[1], time.Now())
+	final = b.followFrom(b.submitForm(enroll, url.Values{"otp": {code}}))
+	if got := headersJSON(t, final); got["X-Remote-Auth-Methods"] != "pwd,otp,mfa" || final.url.Path != "/esign/batch-8/headers" {
+		t.Fatalf("bob after the step-up: %v at %s", got, final.url)
+	}
+
+	// alice in a new browser: password, then the code form (no second set-up).
+	c2 := newClient(t)
+	step := c2.submitForm(c2.follow(e.gate+"/esign/batch-9/headers"), url.Values{"username": {"alice"}, "password": {"alice-demo-pass"}})
+	if !strings.Contains(step.body, `name="otp"`) || secretRe.MatchString(step.body) {
+		t.Fatalf("alice's next sign-in: %d, want the code form\n%s", step.status, step.body)
+	}
+	next, _ := totp.GenerateCode(m[1], time.Now().Add(30*time.Second))
+	final = c2.followFrom(c2.submitForm(step, url.Values{"otp": {next}}))
+	if got := headersJSON(t, final); got["X-Remote-User"] != "alice" || final.url.Path != "/esign/batch-9/headers" {
+		t.Fatalf("alice with her code: %v at %s", got, final.url)
 	}
 }

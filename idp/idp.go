@@ -453,6 +453,7 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 		mux.HandleFunc("POST "+pathLoginOTP, p.handleOTPSubmit)
 		mux.HandleFunc("GET "+pathAccountTOTP, p.handleEnrollForm)
 		mux.HandleFunc("POST "+pathAccountTOTP, p.handleEnrollSubmit)
+		mux.HandleFunc("POST "+pathLoginEnroll, p.handleEnrollInFlowSubmit)
 	}
 	if p.passkeys != nil {
 		mux.HandleFunc("POST "+pathLoginPasskey, p.handlePasskeySubmit)

@@ -22,6 +22,7 @@ import (
 const (
 	pathLoginOTP    = "/login/otp"
 	pathAccountTOTP = "/account/totp"
+	pathLoginEnroll = "/login/otp/enroll" // a first authenticator app set up during a sign-in
 )
 
 const (
@@ -80,6 +81,10 @@ type enrollForm struct {
 	Secret     string // only when the Manager's ShowSecret
 	PendingID  string
 	DeviceName string
+	// Action is where the form posts: /account/totp, or /login/otp/enroll during a sign-in
+	// (with MFAID naming the pending sign-in).
+	Action string
+	MFAID  string
 }
 
 func (p *IdP) mfaPendings() store.Collection[mfaPending] {
@@ -277,6 +282,7 @@ func (p *IdP) handleEnrollForm(w http.ResponseWriter, r *http.Request) {
 		Secret:     pend.Secret,
 		PendingID:  pend.ID,
 		DeviceName: pend.DeviceName,
+		Action:     pathAccountTOTP,
 	}, "")
 }
 
@@ -316,7 +322,7 @@ func (p *IdP) handleEnrollSubmit(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, totp.ErrInvalidCode):
 		p.log.InfoContext(ctx, "idp: authenticator enrollment: wrong code", slog.String("username", u.Username))
-		p.showEnroll(w, r, http.StatusBadRequest, u, &enrollForm{PendingID: pendingID, DeviceName: name}, msgEnrollBadCode)
+		p.showEnroll(w, r, http.StatusBadRequest, u, &enrollForm{PendingID: pendingID, DeviceName: name, Action: pathAccountTOTP}, msgEnrollBadCode)
 		return
 	case errors.Is(err, totp.ErrPendingExpired):
 		p.renderMessage(w, r, http.StatusBadRequest, "Add an authenticator", msgEnrollExpired, "")
@@ -341,4 +347,115 @@ func (p *IdP) handleEnrollSubmit(w http.ResponseWriter, r *http.Request) {
 		slog.String("username", u.Username), slog.String("device_id", dev.ID))
 	p.renderMessage(w, r, http.StatusOK, "Authenticator added", "",
 		"Authenticator \u201c"+dev.Name+"\u201d added. From now on you will be asked for a code from it when you sign in.")
+}
+
+// startEnrollOTP shows, during a sign-in whose request needs a code, the set-up of a first
+// authenticator app (the password was checked moments ago: the pending record m lives five
+// minutes).
+func (p *IdP) startEnrollOTP(w http.ResponseWriter, r *http.Request, a *authRequest, u directory.User, m mfaPending) {
+	ctx := r.Context()
+	pend, err := p.totp.Begin(ctx, u.ID, u.Username, defaultDeviceName)
+	if err != nil {
+		p.log.ErrorContext(ctx, "idp: starting an authenticator enrollment", slog.String("username", u.Username), slog.Any("error", err))
+		p.showLogin(w, r, http.StatusServiceUnavailable, a, u.Username, msgUnavailable)
+		return
+	}
+	p.showEnrollInFlow(w, r, http.StatusOK, a, u, &enrollForm{
+		QRCode:     template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(pend.QRCode)),
+		Secret:     pend.Secret,
+		PendingID:  pend.ID,
+		DeviceName: pend.DeviceName,
+		Action:     pathLoginEnroll,
+		MFAID:      m.ID,
+	}, "")
+}
+
+func (p *IdP) showEnrollInFlow(w http.ResponseWriter, r *http.Request, status int, a *authRequest, u directory.User, f *enrollForm, errMsg string) {
+	token := p.csrf.Token(w, r, csrfPurposeTOTPEnroll)
+	p.render(w, r, status, "totp_enroll", pageData{
+		Title:      "Add an authenticator",
+		Error:      errMsg,
+		Username:   u.Username,
+		ClientID:   destination(a),
+		CSRFToken:  token,
+		Enroll:     f,
+		dataImages: f.QRCode != "",
+	}, a.RedirectURI)
+}
+
+// handleEnrollInFlowSubmit serves POST /login/otp/enroll: the first code from the app just
+// set up during a sign-in; right, it counts as the sign-in's code and the sign-in goes on.
+func (p *IdP) handleEnrollInFlowSubmit(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		p.renderMessage(w, r, http.StatusBadRequest, "Add an authenticator", "The form could not be read.", "")
+		return
+	}
+	if err := p.csrf.Check(r, csrfPurposeTOTPEnroll); err != nil {
+		p.log.InfoContext(ctx, "idp: enrollment form refused: CSRF token missing or invalid", slog.String("remote", r.RemoteAddr))
+		p.renderMessage(w, r, http.StatusForbidden, "Add an authenticator", msgFormExpired, "")
+		return
+	}
+	id := r.PostFormValue("mfa")
+	m, err := p.mfaPendings().Take(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || id == "" {
+		p.mfaGone(w, r)
+		return
+	}
+	if err != nil {
+		p.log.ErrorContext(ctx, "idp: loading the pending sign-in", slog.Any("error", err))
+		p.renderMessage(w, r, http.StatusServiceUnavailable, "Sign in", msgUnavailable, "")
+		return
+	}
+	a, ok := p.loadAuthRequest(w, r, m.AuthRequestID)
+	if !ok {
+		return
+	}
+	u, err := p.storage.activeUser(m.Username, m.UserID)
+	if err != nil || !amrSet(m.methods()).password {
+		p.log.InfoContext(ctx, "idp: authenticator enrollment refused during a sign-in", slog.String("username", m.Username))
+		p.showLogin(w, r, http.StatusUnauthorized, a, m.Username, msgInvalidCredentials)
+		return
+	}
+	pendingID := r.PostFormValue("pending")
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	dev, err := p.totp.Confirm(ctx, u.ID, pendingID, r.PostFormValue("otp"))
+	switch {
+	case errors.Is(err, totp.ErrInvalidCode):
+		m.Failures++
+		if m.Failures >= maxOTPFailures {
+			p.showLogin(w, r, http.StatusUnauthorized, a, u.Username, msgTooManyCodes)
+			return
+		}
+		next, serr := p.savePending(ctx, m)
+		if serr != nil {
+			p.showLogin(w, r, http.StatusServiceUnavailable, a, u.Username, msgUnavailable)
+			return
+		}
+		p.showEnrollInFlow(w, r, http.StatusBadRequest, a, u, &enrollForm{PendingID: pendingID, DeviceName: name, Action: pathLoginEnroll, MFAID: next.ID}, msgEnrollBadCode)
+		return
+	case errors.Is(err, totp.ErrPendingExpired):
+		p.showLogin(w, r, http.StatusBadRequest, a, u.Username, msgEnrollExpired)
+		return
+	case errors.Is(err, totp.ErrTooManyDevices):
+		p.showLogin(w, r, http.StatusConflict, a, u.Username, msgTooManyDevices)
+		return
+	case err != nil:
+		p.log.ErrorContext(ctx, "idp: confirming an authenticator enrollment", slog.String("username", u.Username), slog.Any("error", err))
+		p.showLogin(w, r, http.StatusServiceUnavailable, a, u.Username, msgUnavailable)
+		return
+	}
+	if name != "" && name != dev.Name {
+		if err := p.totp.Rename(ctx, u.ID, dev.ID, name); err == nil {
+			dev.Name = name
+		}
+	}
+	p.log.InfoContext(ctx, "idp: authenticator added", slog.String("event", "user.mfa.factor.activate"),
+		slog.String("username", u.Username), slog.String("device_id", dev.ID))
+	p.emit(ctx, r, Event{Type: "user.mfa.factor.activate", Outcome: "SUCCESS", UserID: u.ID, Username: u.Username,
+		Details: map[string]string{"factor": "totp", "name": dev.Name}})
+	// The first code was checked: it is this sign-in's code.
+	m.AMR = append(m.methods(), amrOTP)
+	p.proceed(w, r, a, u, nil, m)
 }

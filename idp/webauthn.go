@@ -38,6 +38,7 @@ const (
 	stepOTP            // a code from an authenticator app
 	stepKey            // a security key or passkey the user has
 	stepEnrollKey      // setting up a first security key, then on
+	stepEnrollOTP      // setting up a first authenticator app, then on
 )
 
 // webauthnPage is the content of the security key pages.
@@ -96,8 +97,12 @@ func (p *IdP) nextStep(ctx context.Context, a *authRequest, m mfaPending) (step,
 		return stepEnrollKey, nil
 	case need.otp && codes > 0:
 		return stepOTP, nil
+	case need.otp && p.totp != nil && have.password:
+		return stepEnrollOTP, nil
 	case need.mfa && keys == 0 && p.passkeys != nil:
 		return stepEnrollKey, nil
+	case need.mfa && codes == 0 && p.totp != nil && have.password:
+		return stepEnrollOTP, nil
 	}
 	return stepDone, nil
 }
@@ -144,6 +149,10 @@ func (p *IdP) proceed(w http.ResponseWriter, r *http.Request, a *authRequest, u 
 		p.log.InfoContext(ctx, "idp: security key enrollment required by the request", slog.String("username", u.Username),
 			slog.String("client_id", a.ClientID), slog.Any("acr_values", a.ACRValues))
 		p.showEnrollKey(w, r, http.StatusOK, a, u, m, "")
+	case stepEnrollOTP:
+		p.log.InfoContext(ctx, "idp: authenticator app enrollment required by the request", slog.String("username", u.Username),
+			slog.String("client_id", a.ClientID), slog.Any("acr_values", a.ACRValues))
+		p.startEnrollOTP(w, r, a, u, m)
 	}
 }
 
