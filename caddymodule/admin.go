@@ -257,6 +257,7 @@ func (adminRoutes) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
 		{Pattern: "/zonegate/tokens", Handler: caddy.AdminHandlerFunc(adminCreateToken)},
 		{Pattern: "/zonegate/reset-factors", Handler: caddy.AdminHandlerFunc(adminResetFactors)},
+		{Pattern: "/zonegate/enrollment-link", Handler: caddy.AdminHandlerFunc(adminEnrollmentLink)},
 	}
 }
 
@@ -348,4 +349,36 @@ func adminResetFactors(w http.ResponseWriter, r *http.Request) error {
 		User    string `json:"user"`
 		Removed int    `json:"removed"`
 	}{u.Username, n})
+}
+
+// adminEnrollmentLink serves POST /zonegate/enrollment-link {"user"}: a one-time link with
+// which the user sets up a security key without signing in.
+func adminEnrollmentLink(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		User string `json:"user"`
+	}
+	if err := decodeAdmin(r, &req); err != nil {
+		return err
+	}
+	a, err := adminApp()
+	if err != nil {
+		return err
+	}
+	if a.WebAuthn == nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("enrollment links need the webauthn option")}
+	}
+	link, exp, err := a.idp.CreateEnrollmentLink(r.Context(), req.User, "zonegate authenticators link", 0)
+	if err != nil {
+		status := http.StatusServiceUnavailable
+		if strings.Contains(err.Error(), "no active user") {
+			status = http.StatusNotFound
+		}
+		return caddy.APIError{HTTPStatus: status, Err: err}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	return json.NewEncoder(w).Encode(struct {
+		URL     string    `json:"url"`
+		Expires time.Time `json:"expires"`
+	}{link, exp})
 }

@@ -288,3 +288,54 @@ func TestBrowserWrongOriginRefused(t *testing.T) {
 			strings.Contains(strings.ToLower(logs), "origin")
 	})
 }
+
+// TestBrowserEnrollmentLink: an administrator's one-time link lets a user set up a security
+// key without signing in (someone without a password, or who lost every key); the key then
+// signs in as a passkey; the link works once.
+func TestBrowserEnrollmentLink(t *testing.T) {
+	adminPort := freePort(t)
+	admin := "localhost:" + strconv.Itoa(adminPort)
+	app, _, _ := demoWith(t, func(cfg string) string {
+		return strings.Replace(cfg, "\tadmin off\n", "\tadmin "+admin+"\n", 1)
+	})
+	link, err := zonegateCmd(t, "authenticators", "link", "--admin", admin, "--user", "bob")
+	if err != nil || !strings.Contains(link, "/enroll?token=") {
+		t.Fatalf("authenticators link: %q %v", link, err)
+	}
+	if _, err := zonegateCmd(t, "authenticators", "link", "--admin", admin, "--user", "mallory"); err == nil {
+		t.Error("a link for an unknown user was made")
+	}
+	ctx := browser(t)
+	virtualKey(t, ctx)
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(link),
+		chromedp.WaitVisible(chromedp.ID("zg-webauthn-start")),
+		chromedp.Click(chromedp.ID("zg-webauthn-start")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitHeading(t, ctx, "Security key added")
+
+	// The key signs bob in with no username or password.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(app+"/headers"),
+		chromedp.WaitVisible(chromedp.ID("zg-webauthn-start")),
+		chromedp.Click(chromedp.ID("zg-webauthn-start")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := headerValue(atApp(t, ctx, app, "passkey after the link"), "X-Remote-User"); u != "bob" {
+		t.Errorf("X-Remote-User %q, want bob", u)
+	}
+
+	// The link was used up.
+	if err := chromedp.Do(ctx, chromedp.Navigate(link)); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+	if !strings.Contains(body, "already used") {
+		t.Errorf("the link opened a second time:\n%s", body)
+	}
+}

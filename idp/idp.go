@@ -460,6 +460,8 @@ func New(ctx context.Context, cfg Config) (*IdP, error) {
 		mux.HandleFunc("POST "+pathLoginWebAuthn, p.handleKeySubmit)
 		mux.HandleFunc("POST "+pathLoginEnrollKey, p.handleEnrollKeySubmit)
 		mux.HandleFunc("GET "+pathAssetsWebAuthnJS, serveWebAuthnJS)
+		mux.HandleFunc("GET "+pathEnroll, p.handleEnrollLinkForm)
+		mux.HandleFunc("POST "+pathEnroll, p.handleEnrollLinkSubmit)
 	}
 	p.accountRoutes(mux)
 	mux.HandleFunc(p.op.AuthorizationEndpoint().Relative()+"/callback", p.handleAuthCallback)

@@ -58,6 +58,8 @@ type webauthnPage struct {
 	OTPFallback bool
 	// KeyName is the proposed name of a key being set up.
 	KeyName string
+	// Token is the one-time enrollment link's token (POST /enroll).
+	Token string
 }
 
 // nextStep decides what the sign-in in m needs next: a user's enrolled second factor is

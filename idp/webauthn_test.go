@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zonegate/zonegate/passkey"
 )
@@ -72,5 +73,43 @@ func TestPasskeyFormsRefuse(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), "passkey sign-in refused") {
 		t.Error("the forged passkey answer is not in the log")
+	}
+}
+
+// TestEnrollmentLinkRefusals: a link is for an active user only, needs its token, gives
+// itself back when the key is refused, refuses a form without CSRF, and expires.
+func TestEnrollmentLinkRefusals(t *testing.T) {
+	e := newEnv(t, withPasskeys(t))
+	ctx := t.Context()
+	if _, _, err := e.idp.CreateEnrollmentLink(ctx, "carol", "test", 0); err == nil {
+		t.Error("a link for a disabled user was made")
+	}
+	link, _, err := e.idp.CreateEnrollmentLink(ctx, "bob", "test", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	if p := b.get(e.issuer + pathEnroll + "?token=forged"); p.status != http.StatusBadRequest {
+		t.Errorf("forged token: %d", p.status)
+	}
+	page := b.get(link)
+	if page.status != http.StatusOK || !strings.Contains(page.body, `name="token"`) {
+		t.Fatalf("the link's page: %d\n%s", page.status, page.body)
+	}
+	form := hiddenFields(t, page.body)
+	form.Set("credential", `{"id":"AAAA","rawId":"AAAA","type":"public-key","response":{"clientDataJSON":"e30","attestationObject":"AAAA"}}`)
+	noCSRF := url.Values{"token": {form.Get("token")}, "credential": {"{}"}}
+	if p := b.post(e.issuer+pathEnroll, noCSRF); p.status != http.StatusForbidden {
+		t.Errorf("no CSRF token: %d", p.status)
+	}
+	if p := b.post(e.issuer+pathEnroll, form); p.status != http.StatusBadRequest || !strings.Contains(p.body, msgKeyFailed) {
+		t.Fatalf("a forged key: %d\n%s", p.status, p.body)
+	}
+	if p := b.get(link); p.status != http.StatusOK {
+		t.Fatalf("after a refused key the link no longer works: %d", p.status)
+	}
+	e.clock.Advance(2 * time.Hour)
+	if p := b.get(link); p.status != http.StatusBadRequest {
+		t.Errorf("an expired link: %d", p.status)
 	}
 }

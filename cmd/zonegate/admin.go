@@ -16,7 +16,7 @@ import (
 // work whatever the store, since the running server does the work.
 func adminCommand(args []string, stdout, stderr io.Writer) int {
 	if len(args) < 2 {
-		fmt.Fprintln(stderr, "usage: zonegate token create --name <name> --scope read|read-write [--admin <addr>]\n       zonegate authenticators reset --user <username> [--admin <addr>]")
+		fmt.Fprintln(stderr, "usage: zonegate token create --name <name> --scope read|read-write [--admin <addr>]\n       zonegate authenticators reset --user <username> [--admin <addr>]\n       zonegate authenticators link --user <username> [--admin <addr>]")
 		return 2
 	}
 	what := args[0] + " " + args[1]
@@ -47,8 +47,18 @@ func adminCommand(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		path, body = "/zonegate/reset-factors", map[string]string{"user": *user}
+	case "authenticators link":
+		user := fs.String("user", "", "the user who sets up a security key with the link")
+		if err := fs.Parse(args[2:]); err != nil {
+			return 2
+		}
+		if *user == "" {
+			fmt.Fprintln(stderr, "zonegate authenticators link: --user is required")
+			return 2
+		}
+		path, body = "/zonegate/enrollment-link", map[string]string{"user": *user}
 	default:
-		fmt.Fprintf(stderr, "zonegate: unknown command %q (want token create or authenticators reset)\n", what)
+		fmt.Fprintf(stderr, "zonegate: unknown command %q (want token create, authenticators reset or authenticators link)\n", what)
 		return 2
 	}
 	raw, _ := json.Marshal(body)
@@ -83,6 +93,19 @@ func adminCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "Token %v (%v) created. It is shown this once: keep it in a secret store.\n", r.Meta["id"], r.Meta["scope"])
 		fmt.Fprintln(stdout, r.Token)
+		return 0
+	}
+	if what == "authenticators link" {
+		var r struct {
+			URL     string `json:"url"`
+			Expires string `json:"expires"`
+		}
+		if err := json.Unmarshal(out, &r); err != nil || r.URL == "" {
+			fmt.Fprintf(stderr, "zonegate authenticators link: unexpected answer: %s\n", out)
+			return 1
+		}
+		fmt.Fprintf(stderr, "One-time link, valid until %s. Give it to the user over a channel you trust.\n", r.Expires)
+		fmt.Fprintln(stdout, r.URL)
 		return 0
 	}
 	fmt.Fprintln(stdout, strings.TrimSpace(string(out)))
