@@ -938,11 +938,11 @@ func parseRule(d *caddyfile.Dispenser, n int) (RuleConfig, error) {
 					}
 					r.Within = caddy.Duration(dur)
 					args = args[2:]
-				case "password", "otp", "webauthn", "any_mfa", "phishing_resistant":
+				case "password", "otp", "webauthn", "any_mfa", "phishing_resistant", "user_verified":
 					r.Factors = append(r.Factors, a)
 					args = args[1:]
 				default:
-					return r, d.Errf("rule %d: allow takes user or anyone, then factors (password, otp, webauthn, any_mfa, phishing_resistant) and within <duration>; got %q", n, a)
+					return r, d.Errf("rule %d: allow takes user or anyone, then factors (password, otp, webauthn, any_mfa, phishing_resistant, user_verified) and within <duration>; got %q", n, a)
 				}
 			}
 		case "deny":

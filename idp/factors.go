@@ -14,10 +14,11 @@ const (
 	acrWebAuthn          = "webauthn"
 	acrPhishingResistant = "phishing_resistant"
 	acrAnyMFA            = "any_mfa"
+	acrUserVerified      = "user_verified" // a security key that verified its user
 )
 
 // acrValuesSupported is what discovery advertises.
-var acrValuesSupported = []string{acrPassword, acrOTP, acrWebAuthn, acrPhishingResistant, acrAnyMFA}
+var acrValuesSupported = []string{acrPassword, acrOTP, acrWebAuthn, acrPhishingResistant, acrAnyMFA, acrUserVerified}
 
 // RFC 8176 amr values of the WebAuthn factor.
 const (
@@ -45,6 +46,8 @@ type factorSet struct {
 	// mfa: two factors were proven (amr "mfa": a password and a code, or a security key that
 	// verified its user).
 	mfa bool
+	// uv: a security key verified its user (amr "pin").
+	uv bool
 }
 
 func amrSet(amr []string) factorSet {
@@ -59,6 +62,8 @@ func amrSet(amr []string) factorSet {
 			f.webauthn = true
 		case amrMFA:
 			f.mfa = true
+		case amrPIN:
+			f.uv = true
 		}
 	}
 	return f
@@ -76,6 +81,8 @@ func acrSet(acr []string) factorSet {
 			f.webauthn = true
 		case acrAnyMFA:
 			f.mfa = true
+		case acrUserVerified:
+			f.webauthn, f.uv = true, true
 		}
 	}
 	return f
@@ -102,6 +109,7 @@ func (need factorSet) missing(have factorSet) factorSet {
 		otp:      need.otp && !have.otp,
 		webauthn: need.webauthn && !have.webauthn,
 		mfa:      need.mfa && !have.twoFactors(),
+		uv:       need.uv && !have.uv,
 	}
 }
 

@@ -6,8 +6,8 @@ import (
 )
 
 func TestKnownACRValues(t *testing.T) {
-	got := knownACRValues([]string{"Phishing_Resistant", "urn:mace:incommon:iap:silver", "otp", "otp", ""})
-	if want := []string{"phishing_resistant", "otp"}; !slices.Equal(got, want) {
+	got := knownACRValues([]string{"Phishing_Resistant", "urn:mace:incommon:iap:silver", "otp", "otp", "", "user_verified"})
+	if want := []string{"phishing_resistant", "otp", "user_verified"}; !slices.Equal(got, want) {
 		t.Errorf("knownACRValues = %v, want %v", got, want)
 	}
 }
@@ -30,6 +30,9 @@ func TestFactorsMissing(t *testing.T) {
 		{"otp asked, key given", []string{"otp"}, []string{"pwd", "hwk", "mfa"}, factorSet{otp: true}},
 		{"password asked, passkey given", []string{"password"}, []string{"hwk", "mfa"}, factorSet{password: true}},
 		{"everything", []string{"password", "otp", "webauthn"}, []string{"pwd", "otp", "hwk"}, factorSet{}},
+		{"verified key asked, key without verification", []string{"user_verified"}, []string{"pwd", "hwk", "user"}, factorSet{uv: true}},
+		{"verified key asked, verified key", []string{"user_verified"}, []string{"hwk", "user", "pin", "mfa"}, factorSet{}},
+		{"verified key asked, password only", []string{"user_verified"}, []string{"pwd"}, factorSet{webauthn: true, uv: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

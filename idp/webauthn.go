@@ -93,7 +93,7 @@ func (p *IdP) nextStep(ctx context.Context, a *authRequest, m mfaPending) (step,
 		}
 	}
 	switch {
-	case need.webauthn && keys > 0:
+	case (need.webauthn || need.uv) && keys > 0:
 		return stepKey, nil
 	case need.webauthn && p.passkeys != nil:
 		return stepEnrollKey, nil
@@ -166,7 +166,11 @@ func passkeyUser(u directory.User) passkey.User {
 // showKeyStep renders the page that asks for one of the user's security keys.
 func (p *IdP) showKeyStep(w http.ResponseWriter, r *http.Request, status int, a *authRequest, u directory.User, m mfaPending, errMsg string) {
 	ctx := r.Context()
-	ceremony, opts, err := p.passkeys.BeginLogin(ctx, u.ID)
+	begin := p.passkeys.BeginLogin
+	if acrSet(a.ACRValues).uv {
+		begin = p.passkeys.BeginVerifiedLogin // the request asks for a key that verifies its user
+	}
+	ceremony, opts, err := begin(ctx, u.ID)
 	if err != nil {
 		p.log.ErrorContext(ctx, "idp: starting a security key prompt", slog.String("username", u.Username), slog.Any("error", err))
 		p.showLogin(w, r, http.StatusServiceUnavailable, a, u.Username, msgUnavailable)

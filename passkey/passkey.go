@@ -728,10 +728,21 @@ func (m *Manager) FinishRegistration(ctx context.Context, u User, ceremonyID str
 // user has none, ErrAAGUIDNotAllowed when none is allowed). options is the JSON for
 // navigator.credentials.get: the library's protocol.CredentialAssertion ({"publicKey":{...}}).
 func (m *Manager) BeginLogin(ctx context.Context, userID string) (ceremonyID string, options []byte, err error) {
+	return m.beginLogin(ctx, userID, protocol.UserVerificationRequirement(m.s.UserVerification))
+}
+
+// BeginVerifiedLogin is BeginLogin with user verification required for this one ceremony
+// (a PIN or biometric), whatever Settings.UserVerification says: for a rule that asks for a
+// verified key. FinishLogin then refuses an assertion without it (ErrUserVerificationRequired).
+func (m *Manager) BeginVerifiedLogin(ctx context.Context, userID string) (ceremonyID string, options []byte, err error) {
+	return m.beginLogin(ctx, userID, protocol.VerificationRequired)
+}
+
+func (m *Manager) beginLogin(ctx context.Context, userID string, req protocol.UserVerificationRequirement) (ceremonyID string, options []byte, err error) {
 	errf := func(format string, a ...any) error {
 		return fmt.Errorf("beginning passkey login for user %q: "+format, append([]any{userID}, a...)...)
 	}
-	uv := webauthn.WithUserVerification(protocol.UserVerificationRequirement(m.s.UserVerification))
+	uv := webauthn.WithUserVerification(req)
 	var (
 		assertion *protocol.CredentialAssertion
 		sess      *webauthn.SessionData

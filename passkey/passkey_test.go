@@ -1153,3 +1153,34 @@ func FuzzSettingsOrigins(f *testing.F) {
 		}
 	})
 }
+
+// TestVerifiedLogin: with user verification only preferred, a key that did not verify its
+// user signs in through BeginLogin but not through BeginVerifiedLogin, which a rule asking
+// for a verified key uses.
+func TestVerifiedLogin(t *testing.T) {
+	s := baseSettings()
+	s.UserVerification = "preferred"
+	f := newFixture(t, s)
+	k := newSoftKey(t, aaguidA)
+	f.mustRegister(t, alice, k, nil)
+	noUV := func(o *knobs) { o.uv = false }
+	if a, err := f.login(t, f.m, alice.ID, k, noUV); err != nil || a.UserVerified {
+		t.Fatalf("preferred, no UV: %+v %v", a, err)
+	}
+	id, opts, err := f.m.BeginVerifiedLogin(t.Context(), alice.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := f.knobs(k)
+	noUV(&o)
+	_, err = f.m.FinishLogin(t.Context(), id, k.get(t, opts, o))
+	checkErr(t, err, ErrUserVerificationRequired, "user_verification_required")
+	id, opts, err = f.m.BeginVerifiedLogin(t.Context(), alice.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := f.m.FinishLogin(t.Context(), id, k.get(t, opts, f.knobs(k)))
+	if err != nil || !a.UserVerified || !slices.Contains(a.AMR(), "pin") {
+		t.Fatalf("verified login: %+v %v", a, err)
+	}
+}

@@ -26,6 +26,7 @@ const (
 	facOTP                             // amr "otp"
 	facWebAuthn                        // amr "hwk" or "swk"
 	facMFA                             // amr "mfa" in a sign-in; "any_mfa" in a rule
+	facUV                              // amr "pin": a security key verified its user (PIN or biometric)
 
 	facDistinct = facPassword | facOTP | facWebAuthn
 )
@@ -37,6 +38,7 @@ var factorWords = map[string]factorMask{
 	"webauthn":           facWebAuthn,
 	"phishing_resistant": facWebAuthn,
 	"any_mfa":            facMFA,
+	"user_verified":      facWebAuthn | facUV,
 }
 
 func compileFactors(r *rule, rd RuleDef) error {
@@ -55,7 +57,7 @@ func compileFactors(r *rule, rd RuleDef) error {
 		lw := strings.ToLower(w)
 		bit, ok := factorWords[lw]
 		if !ok {
-			return fmt.Errorf("unknown factor %q (want password, otp, webauthn, any_mfa or phishing_resistant)", w)
+			return fmt.Errorf("unknown factor %q (want password, otp, webauthn, any_mfa, phishing_resistant or user_verified)", w)
 		}
 		r.factors |= bit
 		r.need.Factors = append(r.need.Factors, lw)
@@ -76,6 +78,8 @@ func amrFactors(amr []string) factorMask {
 			m |= facWebAuthn
 		case "mfa":
 			m |= facMFA
+		case "pin":
+			m |= facUV
 		}
 	}
 	return m
@@ -83,7 +87,7 @@ func amrFactors(amr []string) factorMask {
 
 // factorsHold reports whether a sign-in with factors have meets need.
 func factorsHold(need, have factorMask) bool {
-	if need&facDistinct&^have != 0 {
+	if need&(facDistinct|facUV)&^have != 0 {
 		return false
 	}
 	if need&facMFA != 0 && have&facMFA == 0 && bits.OnesCount8(uint8(have&facDistinct)) < 2 {

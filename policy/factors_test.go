@@ -135,7 +135,7 @@ func TestFactorsCompileErrors(t *testing.T) {
 		err  string
 	}{
 		{"unknown factor", RuleDef{Action: Allow, Factors: []string{"sms"}},
-			`policy "p": rule 1: unknown factor "sms" (want password, otp, webauthn, any_mfa or phishing_resistant)`},
+			`policy "p": rule 1: unknown factor "sms" (want password, otp, webauthn, any_mfa, phishing_resistant or user_verified)`},
 		{"empty factor", RuleDef{Action: Allow, Factors: []string{""}}, `unknown factor ""`},
 		{"factors on a deny", RuleDef{Name: "d", Action: Deny, Factors: []string{"otp"}},
 			`policy "p": rule 1 ("d"): factors and within need an allow that needs a user (not a deny, not auth none)`},
@@ -202,5 +202,24 @@ func BenchmarkEvaluateFactors(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		p.Evaluate(&f)
+	}
+}
+
+func TestUserVerifiedFactor(t *testing.T) {
+	p := mustCompile(t, Def{Rules: []RuleDef{{Name: "sign", Action: Allow, Factors: []string{"user_verified"}}}})
+	tests := []struct {
+		amr     []string
+		outcome Outcome
+	}{
+		{[]string{"pwd", "hwk", "user", "pin", "mfa"}, OutcomeAllow},
+		{[]string{"swk", "user", "pin", "mfa"}, OutcomeAllow},
+		{[]string{"pwd", "hwk", "user"}, OutcomeStepUp}, // a key that did not verify its user
+		{[]string{"pwd", "otp", "mfa"}, OutcomeStepUp},  // no key
+		{[]string{"pin"}, OutcomeStepUp},                // "pin" without a key
+	}
+	for _, tt := range tests {
+		if d := p.Evaluate(&Facts{Authenticated: true, User: "u", AMR: tt.amr}); d.Outcome != tt.outcome {
+			t.Errorf("amr %v: %v, want %v", tt.amr, d, tt.outcome)
+		}
 	}
 }
