@@ -204,6 +204,7 @@ func TestBrowserSecurityKeys(t *testing.T) {
 	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.HasPrefix(loc, idp+"/") {
 		t.Fatalf("after the window the e-signature page did not send the browser to the IdP: at %s", loc)
 	}
+	shot(t, ctx, "webauthn-stepup.png")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("zg-webauthn-start"))); err != nil {
 		t.Fatal(err)
 	}
